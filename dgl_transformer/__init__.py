@@ -1,0 +1,25 @@
+"""dgl-transformer: the Transformer written as message passing on DGL graphs.
+
+>>> from dgl_transformer import TransformerConfig, GraphTransformer, DenseTransformer
+"""
+
+import os
+
+os.environ.setdefault("DGLBACKEND", "pytorch")
+
+_NEEDED = (
+    "dgl_transformer needs DGL 1.1.3 with torch 2.13 (the registry's DGL 2.x does not load with "
+    "this torch): pip install 'torch==2.13.0' 'dgl==1.1.3' packaging  (or run `make setup`)"
+)
+try:
+    import dgl  # noqa: F401
+except Exception as err:  # DGL raises FileNotFoundError/OSError/ImportError depending on what broke
+    raise ImportError(f"DGL failed to import ({type(err).__name__}: {err}). {_NEEDED}") from None
+
+from .config import TransformerConfig  # noqa: E402
+from .dense import DenseTransformer  # noqa: E402
+from .model import GraphTransformer  # noqa: E402
+from .tokens import BOS, EOS, PAD, UNK  # noqa: E402
+
+__all__ = ["TransformerConfig", "GraphTransformer", "DenseTransformer", "PAD", "BOS", "EOS", "UNK"]
+__version__ = "0.1.0"

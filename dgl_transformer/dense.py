@@ -1,0 +1,58 @@
+"""The same network written densely: padded batches and ``F.scaled_dot_product_attention``.
+
+It shares :class:`~dgl_transformer.model.Seq2SeqBase` (hence every parameter name) with the
+graph model, pads each batch to its longest sequence and expresses graph structure as boolean
+masks. It is the correctness oracle for the graph model and the performance baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from .model import Seq2SeqBase
+from .tokens import PAD
+
+
+class DenseTransformer(Seq2SeqBase):
+    """Padded twin of :class:`~dgl_transformer.model.GraphTransformer`."""
+
+    def _attend(self, mask: Tensor):
+        def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            # [B, T, H, dk] -> [B, H, T, dk] for the fused kernel, and back
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+            o = F.scaled_dot_product_attention(q, k, v, mask, self.attn_dropout())
+            return o.transpose(1, 2)
+
+        return attend
+
+    def _pad(self, seqs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        padded = pad_sequence(list(seqs), batch_first=True, padding_value=PAD).to(self.device)
+        lens = torch.tensor([len(s) for s in seqs], device=self.device)
+        real = torch.arange(padded.shape[1], device=self.device)[None, :] < lens[:, None]
+        return padded, real
+
+    def forward(self, src: Sequence[Tensor], tgt_in: Sequence[Tensor]) -> Tensor:
+        """Logits ``[sum of target lengths, tgt_vocab]``, packed like the graph model's."""
+        self.check_batch(src, tgt_in)
+        s, s_real = self._pad(src)
+        t, t_real = self._pad(tgt_in)
+        pos_s = torch.arange(s.shape[1], device=self.device)
+        pos_t = torch.arange(t.shape[1], device=self.device)
+        x = self.embed(self.src_embed, s, pos_s)
+        enc_attend = self._attend(s_real[:, None, None, :])  # keys: real source tokens
+        for layer in self.encoder:
+            x = layer(x, enc_attend)
+        memory = self.enc_norm(x)
+
+        causal = pos_t[None, :] <= pos_t[:, None]  # [Tq, Tk]: key position <= query position
+        self_attend = self._attend(causal[None, None] & t_real[:, None, None, :])
+        y = self.embed(self.tgt_embed, t, pos_t)
+        for layer in self.decoder:
+            y = layer(y, self_attend, memory, enc_attend)
+        logits = self.generator(self.dec_norm(y))  # computed on padding too, as dense code does
+        return logits[t_real]

@@ -1,0 +1,111 @@
+"""Translate plain text with a trained checkpoint, one sentence per line.
+
+    python -m dgl_transformer.translate --checkpoint runs/default/final.pt < in.txt > out.txt
+
+Exactly one output line per input line: an empty or whitespace-only line gives an empty line,
+and a line longer than the model's ``max_len`` (in subwords) is translated in consecutive
+pieces whose translations are joined (a warning on stderr names the line). Characters the
+subword model never saw are byte-encoded, never an error. A damaged checkpoint, or one whose
+vocabulary does not match its model, exits non-zero with a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load
+from .config import TransformerConfig
+from .data import DataError
+from .evaluate import translate_ids
+from .model import GraphTransformer
+from .text import TextPipeline
+
+
+def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, dict]:
+    """Model (eval mode), text pipeline and run configuration stored in a checkpoint."""
+    state = load(path)
+    try:
+        pipeline = TextPipeline.from_state(state["pipeline"])
+        cfg = TransformerConfig.from_dict(state["model_config"])
+        model = GraphTransformer(cfg)
+        model.load_state_dict(state["model"])
+    except KeyError as err:
+        raise CheckpointError(f"{path}: checkpoint lacks {err}") from None
+    except (ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: unusable checkpoint ({str(err).splitlines()[0]})") from None
+    vocab = pipeline.tokenizer.vocab_size
+    if (cfg.src_vocab, cfg.tgt_vocab) != (vocab, vocab):
+        raise CheckpointError(
+            f"{path}: vocabulary mismatch: the model expects {cfg.src_vocab}/{cfg.tgt_vocab} "
+            f"ids, its subword model has {vocab}"
+        )
+    return model.eval(), pipeline, state.get("run_config", {})
+
+
+def read_lines(stream) -> list[str]:
+    """Lines split on ``\\n`` only (never on other Unicode separators), undecodable bytes
+    replaced; a final newline does not add an empty line."""
+    text = stream.read().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def pieces(ids: list[int], limit: int) -> list[list[int]]:
+    """``ids`` cut into consecutive runs of at most ``limit``."""
+    return [ids[i : i + limit] for i in range(0, len(ids), limit)] or [[]]
+
+
+def translate_lines(
+    model: GraphTransformer, pipeline: TextPipeline, lines: list[str], **decode
+) -> list[str]:
+    """One plain-text translation per line, long lines translated piece by piece."""
+    limit = model.cfg.max_len
+    chunks: list[list[int]] = []
+    owner: list[int] = []
+    for n, line in enumerate(lines):
+        ids = pipeline.encode_src(line) if line.strip() else []
+        if len(ids) > limit:
+            print(f"warning: line {n + 1} has {len(ids)} subwords (max_len {limit}); "
+                  "translated in pieces", file=sys.stderr)
+        for chunk in pieces(ids, limit):
+            chunks.append(chunk)
+            owner.append(n)
+    out: list[list[str]] = [[] for _ in lines]
+    for n, hyp in zip(owner, translate_ids(model, chunks, **decode), strict=True):
+        text = pipeline.decode_tgt(hyp, plain=True) if hyp else ""
+        out[n].append(" ".join(text.split()))  # no newline can leak into the output
+    return [" ".join(p for p in parts if p) for parts in out]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.translate",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--beam-size", type=int, default=None)
+    parser.add_argument("--length-penalty", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        model, pipeline, run_cfg = load_translator(args.checkpoint)
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    decode = dict(run_cfg.get("eval", {}))
+    for key, value in (("beam_size", args.beam_size), ("length_penalty", args.length_penalty)):
+        if value is not None:
+            decode[key] = value
+    lines = read_lines(sys.stdin.buffer)
+    for out in translate_lines(model, pipeline, lines, **decode):
+        sys.stdout.write(out + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""``make repro``: data -> train -> evaluate -> result files.
+
+    python -m repro.run --config repro/configs/default.yaml
+
+Trains with ``python -m dgl_transformer.train`` (resuming if the run directory already holds
+checkpoints), then decodes every available test set with beam search and writes, under
+``repro/results/``: ``<name>.json`` (every score, the config, commit, wall time, threads,
+machine), ``<name>_curves.png`` (training/validation loss and validation BLEU per epoch) and
+``<name>_samples.md`` (20 translations beside their references). Finally it regenerates the
+results table in ``repro/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dgl
+import torch
+
+from dgl_transformer import checkpoint
+from dgl_transformer.data import available_test_sets, fetch, read_split
+from dgl_transformer.evaluate import bleu_scores, translate_ids
+from dgl_transformer.run_config import load_config
+from dgl_transformer.translate import load_translator
+
+from .report import plot_curves, update_readme, write_samples
+
+RESULTS = Path("repro/results")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "dgl": dgl.__version__}
+
+
+def train(config: str, overrides: list[str], out_dir: Path) -> None:
+    cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config]
+    cmd += ["--set", *overrides] if overrides else []
+    if (out_dir / "last.pt").exists() or (out_dir / "prev.pt").exists():
+        cmd.append("--resume")
+    if not (out_dir / "final.pt").exists():
+        subprocess.run(cmd, check=True)
+
+
+def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
+    """Beam-search every available test set; return scores and sample translations."""
+    torch.set_num_threads(threads)
+    model, pipeline, run_cfg = load_translator(final)
+    e = run_cfg["eval"]
+    decode = {k: e[k] for k in ("beam_size", "length_penalty", "max_len_a", "max_len_b",
+                                "batch_sentences")}
+    scores, samples = {}, []
+    for split in available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang, "raw"):
+        src_corpus, _ = pipeline.read(root, split)
+        started = time.perf_counter()
+        hyps = translate_ids(model, [pipeline.encode(s) for s in src_corpus], **decode)
+        seconds = time.perf_counter() - started
+        plain = [pipeline.decode_tgt(h, plain=True) for h in hyps]
+        refs_raw = read_split(root, split, pipeline.tgt_lang, "raw")
+        refs_tok = read_split(root, split, pipeline.tgt_lang, "tok")
+        scores[split] = {**bleu_scores(plain, refs_raw, refs_tok, pipeline.tgt_lang),
+                         "decode_seconds": round(seconds, 1), "sentences": len(plain)}
+        print(f"{split}: {json.dumps(scores[split])}", file=sys.stderr)
+        if not samples:
+            src_raw = read_split(root, split, pipeline.src_lang, "raw")
+            samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
+                        "hypothesis": plain[i]} for i in range(0, len(plain), len(plain) // 20)][:20]
+    return scores, samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repro.run", description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    started = time.time()
+    cfg = load_config(args.config, args.set)
+    root, out_dir = Path(cfg.data.root), Path(cfg.train.out_dir)
+    fetch(root, langs=(cfg.data.src_lang, cfg.data.tgt_lang))
+    train(args.config, args.set, out_dir)
+    final = out_dir / "final.pt"
+    scores, samples = evaluate(final, root, cfg.train.threads)
+    state = checkpoint.load(final)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "name": cfg.name, "command": f"make repro CONFIG={args.config}",
+        "scores": scores, "chosen_weights": state["chosen"],
+        "val_candidates": state["candidates"], "train_seconds": round(state["train_seconds"], 1),
+        "train_steps": state["steps"], "epochs": len(state["history"]),
+        "stopped_early": state["stopped"], "wall_seconds": round(time.time() - started, 1),
+        "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
+        "config": cfg.to_dict(), "history": state["history"],
+    }
+    path = RESULTS / f"{cfg.name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plot_curves(result, RESULTS / f"{cfg.name}_curves.png")
+    write_samples(result["name"], samples, RESULTS / f"{cfg.name}_samples.md")
+    update_readme(RESULTS, Path("repro/README.md"))
+    print(f"wrote {path} (wall time {result['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The course notebooks: each ``NN_*.py`` source and its committed ``.ipynb`` say the same thing.
+
+The ``.py`` (jupytext percent format) is what authors edit; the ``.ipynb`` is what readers see
+on GitHub, committed with outputs. These tests fail when one was edited without regenerating
+the other, when a notebook was committed without (or with failing) outputs, and when the runner
+would not report a failing cell. Executing the notebooks themselves is ``make notebooks``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def cells(nb) -> list[tuple[str, str]]:
+    """What must agree between the pair: the type and the source text of every cell."""
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def pair_differences(source: Path) -> list[str]:
+    """Human-readable differences between ``source`` (.py) and its .ipynb; empty if in sync."""
+    ipynb = source.with_suffix(".ipynb")
+    if not ipynb.exists():
+        return [f"{ipynb.name} is missing: run `python notebooks/run_notebooks.py --write`"]
+    py_cells = cells(jupytext.read(source))
+    nb_cells = cells(nbformat.read(ipynb, as_version=4))
+    problems = []
+    if len(py_cells) != len(nb_cells):
+        problems.append(f"{source.name} has {len(py_cells)} cells, {ipynb.name} {len(nb_cells)}")
+    for i, (a, b) in enumerate(zip(py_cells, nb_cells, strict=False)):
+        if a != b:
+            lines = zip(a[1].splitlines() + [""], b[1].splitlines() + [""], strict=False)
+            first = next(((x, y) for x, y in lines if x != y), (a[0], b[0]))
+            problems.append(f"cell {i} differs: .py {first[0]!r} vs .ipynb {first[1]!r}")
+            break
+    return problems
+
+
+def load_runner():
+    spec = importlib.util.spec_from_file_location("run_notebooks", NOTEBOOKS / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_there_is_a_course():
+    assert len(SOURCES) >= 6, [s.name for s in SOURCES]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_pair_in_sync(source):
+    assert pair_differences(source) == []
+
+
+def test_sync_check_detects_an_edit(tmp_path):
+    source = SOURCES[0]
+    copy_py = tmp_path / source.name
+    copy_nb = copy_py.with_suffix(".ipynb")
+    copy_py.write_text(source.read_text())
+    copy_nb.write_text(source.with_suffix(".ipynb").read_text())
+    assert pair_differences(copy_py) == []
+
+    # edit one code line in the .py only
+    text = copy_py.read_text()
+    edited = text.replace("import torch\n", "import torch  # edited\n", 1)
+    assert edited != text
+    copy_py.write_text(edited)
+    assert pair_differences(copy_py)
+
+    # a cell added to the .py only
+    copy_py.write_text(text + "\n# %%\nprint('one more cell')\n")
+    assert any("cells" in p for p in pair_differences(copy_py))
+
+    # a missing .ipynb
+    copy_py.write_text(text)
+    copy_nb.unlink()
+    assert "missing" in pair_differences(copy_py)[0]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_with_outputs(source):
+    """Executed top to bottom in one go, no errors, and figures for GitHub to show."""
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure in the notebook"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_shape(source):
+    """A lesson: a title, equations, asserted claims, exercises with solutions."""
+    nb = jupytext.read(source)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert markdown.lstrip().startswith("# Lesson")
+    assert "$" in markdown  # LaTeX
+    assert re.search(r"^## Exercises", markdown, re.M)
+    assert re.search(r"^## Solutions", markdown, re.M) or "<details>" in markdown
+    assert code.count("assert ") >= 5
+
+
+def test_readme_lists_every_lesson():
+    readme = (NOTEBOOKS / "README.md").read_text()
+    for source in SOURCES:
+        assert source.stem in readme, source.stem
+
+
+def test_runner_names_the_failing_cell(tmp_path, capsys):
+    """The runner exits non-zero and names notebook and cell; the source stays untouched."""
+    runner = load_runner()
+    good = tmp_path / "01_good.py"
+    good.write_text("# %%\nx = 1 + 1\n\n# %%\nprint(x)\n")
+    bad = tmp_path / "02_bad.py"
+    bad.write_text("# %%\nx = 1\n\n# %%\nassert x == 2, 'x is not two'\n")
+    before = bad.read_text()
+
+    saved = dict(os.environ)  # the runner sets PYTHONPATH, JUPYTER_PATH, MPLBACKEND
+    try:
+        assert runner.main(["--dir", str(tmp_path), "01"]) == 0
+        assert runner.main(["--dir", str(tmp_path)]) == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    err = capsys.readouterr().err
+    assert "02_bad.py" in err and "cell 1" in err and "x is not two" in err
+    assert "01_good" not in err
+    assert bad.read_text() == before
+    assert not list(tmp_path.glob("*.ipynb"))  # without --write nothing is written
