@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 THREADS ?= 2
 CONFIG ?= repro/configs/default.yaml
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine, spinning threads of
+# torch and DGL competing with other processes made steps up to 10x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup test unit lint notebooks data repro bench clean
 

@@ -10,9 +10,12 @@ For an edge ``j -> i`` (token ``i`` attends to token ``j``) and each head ``h``:
 
     o_i = \sum_{j \in N(i)} a_{ij} v_j                           \quad\text{(aggregate)}
 
-All three steps are DGL built-ins (``fn.v_dot_u``, ``edge_softmax``, ``fn.u_mul_e`` + ``fn.sum``):
-no Python function runs per edge. Which tokens see which is decided by the graph alone, so the
-same code is encoder, causal decoder and encoder-decoder attention.
+All three steps are DGL built-in kernels, called on the graph and the tensors directly
+(``dgl.ops.v_dot_u``, ``dgl.ops.edge_softmax``, ``dgl.ops.u_mul_e_sum``; the same computation as
+``apply_edges(fn.v_dot_u)``, ``edge_softmax`` and ``update_all(fn.u_mul_e, fn.sum)`` without
+storing anything in the graph's node and edge frames): no Python function runs per edge. Which
+tokens see which is decided by the graph alone, so the same code is encoder, causal decoder and
+encoder-decoder attention.
 """
 
 from __future__ import annotations
@@ -20,9 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dgl
-import dgl.function as fn
 import torch.nn.functional as F
-from dgl.nn.functional import edge_softmax
 from torch import Tensor, nn
 
 # attend(q, k, v) -> o, with q: [..., Nq, H, dk] and k, v: [..., Nk, H, dk]. The graph model
@@ -44,15 +45,11 @@ def graph_attention(
     ``[nodes, heads, head_dim]``. Returns ``[dst nodes, heads, head_dim]`` and, when asked, the
     attention weights ``[edges, heads]`` in the graph's edge order.
     """
-    with graph.local_scope():
-        graph.srcdata["k"] = k
-        graph.srcdata["v"] = v
-        graph.dstdata["q"] = q * q.shape[-1] ** -0.5
-        graph.apply_edges(fn.v_dot_u("q", "k", "score"))  # message: [E, H, 1]
-        weights = edge_softmax(graph, graph.edata["score"])  # normalise over each node's in-edges
-        graph.edata["a"] = F.dropout(weights, dropout, training=True) if dropout else weights
-        graph.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "o"))  # aggregate
-        out = graph.dstdata["o"]
+    # message: [E, H, 1]; scaling the scores, not q, keeps no scaled copy of q alive
+    scores = dgl.ops.v_dot_u(graph, q, k) * q.shape[-1] ** -0.5
+    weights = dgl.ops.edge_softmax(graph, scores)  # normalise over each node's in-edges
+    kept = F.dropout(weights, dropout, training=True) if dropout else weights
+    out = dgl.ops.u_mul_e_sum(graph, v, kept)  # aggregate
     return (out, weights.squeeze(-1)) if return_weights else out
 
 

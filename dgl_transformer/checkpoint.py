@@ -1,13 +1,18 @@
-"""Checkpoints that survive a crash at any instant.
+"""Checkpoints that survive a crash at any instant, and say so when they are damaged.
 
-A checkpoint is written to a temporary file in the same directory, flushed and fsync'ed, then
-renamed over the target (``os.replace`` is atomic on POSIX), and the directory is fsync'ed.
-The run directory keeps ``last.pt`` and the one before it, ``prev.pt``; a reader that finds
-``last.pt`` truncated or corrupt falls back to ``prev.pt`` and says so.
+A checkpoint is ``torch.save`` output followed by a trailer holding the SHA-256 of everything
+before it, so truncation and flipped bytes anywhere are detected on load (``torch.load``
+alone misses damage inside tensor data); plain ``torch.load`` still reads the file. It is
+written to a temporary file in the same directory, flushed and fsync'ed, then renamed over
+the target (``os.replace`` is atomic on POSIX), and the directory is fsync'ed.
+
+A run directory keeps ``last.pt`` and the one before it, ``prev.pt``; :func:`load_latest`
+falls back to ``prev.pt`` when ``last.pt`` is missing or damaged, and says so on stderr.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import sys
@@ -17,11 +22,13 @@ from typing import Any
 
 import torch
 
-FORMAT = "dgl-transformer-checkpoint/1"
+FORMAT = "dgl-transformer-checkpoint/2"
+TRAILER_TAG = b"\ndgl-transformer-sha256:"
+TRAILER_LEN = len(TRAILER_TAG) + 64  # the tag, then the digest as 64 hex digits
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used."""
+    """A checkpoint file that cannot be used; the message is one line naming the file."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -38,10 +45,12 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **obj}, buffer)
+    digest = hashlib.sha256(buffer.getbuffer()).hexdigest().encode("ascii")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buffer.getbuffer())
+            f.write(TRAILER_TAG + digest)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -51,26 +60,51 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     _fsync_dir(path.parent)
 
 
+def _first_sentence(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.split(". ")[0]
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint; any damage becomes a one-line :class:`CheckpointError`."""
+    """Read and verify a checkpoint; any damage becomes a one-line :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read ({err.strerror})") from None
+    body, trailer = data[:-TRAILER_LEN], data[-TRAILER_LEN:]
+    if len(data) < TRAILER_LEN or not trailer.startswith(TRAILER_TAG):
+        raise CheckpointError(
+            f"{path}: truncated, or not a dgl-transformer checkpoint (no checksum trailer)"
+        )
+    if hashlib.sha256(body).hexdigest().encode("ascii") != trailer[len(TRAILER_TAG) :]:
+        raise CheckpointError(f"{path}: corrupt checkpoint (SHA-256 mismatch)")
+    try:
+        obj = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged zip/pickle data
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint ({_first_sentence(err)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a dgl-transformer checkpoint")
+        raise CheckpointError(f"{path}: not a {FORMAT} file")
     return obj
 
 
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files a killed writer left behind (``save_atomic`` names them ``.*.tmp``)."""
+    for tmp in run_dir.glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def rotate_and_save(obj: dict[str, Any], run_dir: str | Path) -> Path:
-    """Save as ``run_dir/last.pt``, keeping the previous good one as ``prev.pt``."""
+    """Save as ``run_dir/last.pt``, keeping the previous one as ``prev.pt``.
+
+    A crash between the two renames leaves no ``last.pt`` but a good ``prev.pt`` (and a
+    complete ``next.pt``, overwritten by the next save), which :func:`load_latest` uses.
+    """
     run_dir = Path(run_dir)
-    last, prev = run_dir / "last.pt", run_dir / "prev.pt"
-    tmp = run_dir / "next.pt"
+    _remove_stale_temporaries(run_dir)
+    last, prev, tmp = run_dir / "last.pt", run_dir / "prev.pt", run_dir / "next.pt"
     save_atomic(obj, tmp)
     if last.exists():
         os.replace(last, prev)
@@ -79,12 +113,19 @@ def rotate_and_save(obj: dict[str, Any], run_dir: str | Path) -> Path:
     return last
 
 
-def load_latest(run_dir: str | Path) -> dict[str, Any] | None:
-    """The newest usable checkpoint of a run (``last.pt``, else ``prev.pt``), or None."""
-    run_dir = Path(run_dir)
-    candidates = [p for p in (run_dir / "last.pt", run_dir / "prev.pt") if p.exists()]
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a rotating checkpoint (good or not)."""
+    return any((Path(run_dir) / name).exists() for name in ("last.pt", "prev.pt"))
+
+
+def load_latest(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The path and content of the newest usable checkpoint of a run (``last.pt``, else
+    ``prev.pt``), or None if the directory has neither. Falling back prints one warning line
+    per unusable file."""
+    if not has_checkpoint(run_dir):
+        return None
     errors = []
-    for path in candidates:
+    for path in (Path(run_dir) / "last.pt", Path(run_dir) / "prev.pt"):
         try:
             obj = load(path)
         except CheckpointError as err:
@@ -92,7 +133,5 @@ def load_latest(run_dir: str | Path) -> dict[str, Any] | None:
             continue
         for e in errors:
             print(f"warning: {e}; resuming from {path} instead", file=sys.stderr)
-        return obj
-    if errors:
-        raise CheckpointError("; ".join(errors) + ": no usable checkpoint to resume from")
-    return None
+        return path, obj
+    raise CheckpointError("; ".join(errors) + ": no usable checkpoint to resume from")

@@ -50,31 +50,30 @@ def translate_ids(
     return out
 
 
-def _checked(hyps: Sequence[str], refs: Sequence[str]) -> None:
+def _score(metric: sacrebleu.BLEU, hyps: Sequence[str], refs: Sequence[str]) -> float:
     if len(hyps) != len(refs):
         raise ValueError(f"BLEU: {len(hyps)} hypotheses but {len(refs)} references")
+    return round(metric.corpus_score(list(hyps), [list(refs)]).score, 2)
 
 
 def bleu_scores(
     hyps_plain: Sequence[str], refs_raw: Sequence[str], refs_tok: Sequence[str], tgt_lang: str
 ) -> dict[str, float | str]:
     """``bleu_cased``, ``bleu_lc``, ``bleu_tok_lc`` and their sacreBLEU signatures."""
-    _checked(hyps_plain, refs_raw)
-    _checked(hyps_plain, refs_tok)
+    hyps_tok = [preprocess(h, tgt_lang) for h in hyps_plain]
+    runs = (
+        ("bleu_cased", sacrebleu.BLEU(), hyps_plain, refs_raw),
+        ("bleu_lc", sacrebleu.BLEU(lowercase=True), hyps_plain, refs_raw),
+        ("bleu_tok_lc", sacrebleu.BLEU(tokenize="none"), hyps_tok, refs_tok),
+    )
     scores: dict[str, float | str] = {}
-    for key, lowercase in (("bleu_cased", False), ("bleu_lc", True)):
-        metric = sacrebleu.BLEU(lowercase=lowercase)
-        scores[key] = round(metric.corpus_score(list(hyps_plain), [list(refs_raw)]).score, 2)
+    for key, metric, hyps, refs in runs:
+        scores[key] = _score(metric, hyps, refs)
         scores[f"{key}_signature"] = str(metric.get_signature())
-    scores["bleu_tok_lc"] = round(bleu_tok_lc(hyps_plain, refs_tok, tgt_lang), 2)
-    scores["bleu_tok_lc_signature"] = str(sacrebleu.BLEU(tokenize="none").get_signature())
     return scores
 
 
 def bleu_tok_lc(hyps_plain: Sequence[str], refs_tok: Sequence[str], tgt_lang: str) -> float:
     """BLEU against official lowercased tokenised references (see the module docstring)."""
-    _checked(hyps_plain, refs_tok)
-    hyps = [preprocess(h, tgt_lang) for h in hyps_plain]
-    metric = sacrebleu.BLEU(tokenize="none")
-    return metric.corpus_score(hyps, [list(refs_tok)]).score
-
+    hyps_tok = [preprocess(h, tgt_lang) for h in hyps_plain]
+    return _score(sacrebleu.BLEU(tokenize="none"), hyps_tok, refs_tok)

@@ -106,7 +106,11 @@ class GraphTransformer(Seq2SeqBase):
     ``encoder_graph(lengths, device=...)`` builds the encoder's graph; the default is the
     complete graph of the original Transformer, and e.g.
     ``functools.partial(graphs.window_graph, window=8)`` makes the encoder sparse.
+    ``attention_kernel`` computes attention along a graph's edges with the signature of
+    :func:`~dgl_transformer.attention.graph_attention`; a subclass may swap it.
     """
+
+    attention_kernel = staticmethod(graph_attention)
 
     def __init__(
         self, cfg: TransformerConfig, encoder_graph: GraphBuilder = graphs.complete_graph
@@ -117,8 +121,8 @@ class GraphTransformer(Seq2SeqBase):
     def _attend(self, graph: dgl.DGLGraph, record: list[Tensor] | None = None):
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
             if record is None:
-                return graph_attention(graph, q, k, v, self.attn_dropout())
-            out, weights = graph_attention(graph, q, k, v, self.attn_dropout(), True)
+                return self.attention_kernel(graph, q, k, v, self.attn_dropout())
+            out, weights = self.attention_kernel(graph, q, k, v, self.attn_dropout(), True)
             record.append(weights.detach())
             return out
 
@@ -142,14 +146,18 @@ class GraphTransformer(Seq2SeqBase):
         src_lens: Tensor,
         tgt_in: Sequence[Tensor],
         records: dict[str, list[Tensor]] | None = None,
+        src_of_tgt_sentence: Tensor | None = None,
     ) -> Tensor:
-        """Decoder output ``[target tokens, d_model]`` for teacher-forced inputs ``tgt_in``."""
+        """Decoder output ``[target tokens, d_model]`` for teacher-forced inputs ``tgt_in``.
+
+        Target ``b`` reads encoded source ``src_of_tgt_sentence[b]`` (default: source ``b``).
+        """
         lens = graphs.as_lengths([len(t) for t in tgt_in])
         tokens = torch.cat(list(tgt_in)).to(self.device)
         x = self.embed(self.tgt_embed, tokens, graphs.positions(lens).to(self.device))
         records = records if records is not None else {}
         self_attend = self._attend(graphs.causal_graph(lens, self.device), records.get("dec_self"))
-        cross = graphs.cross_graph(src_lens, lens, device=self.device)
+        cross = graphs.cross_graph(src_lens, lens, src_of_tgt_sentence, device=self.device)
         cross_attend = self._attend(cross, records.get("cross"))
         for layer in self.decoder:
             x = layer(x, self_attend, memory, cross_attend)

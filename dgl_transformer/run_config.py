@@ -1,19 +1,27 @@
 """A training run's configuration: YAML file -> typed, validated dataclasses.
 
-Unknown keys and values of the wrong type are rejected with one line naming the file and the
-key (``repro/configs/x.yaml: train.lr must be float, got 'fast'``). Command-line overrides use
-dotted keys: ``--set train.max_epochs=2 model.d_model=128``.
+Unknown keys, values of the wrong type and values out of range are rejected with one line
+naming the file and the key (``repro/configs/x.yaml: train.lr must be float, got 'fast'``).
+Command-line overrides use dotted keys (``--set train.max_epochs=2 model.d_model=128``); an
+error in one names ``--set`` instead of the file. A float may be written as a string that
+Python reads as a number (YAML 1.1 reads ``1e-3``, without a dot, as a string).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .config import TransformerConfig
+from .data import LANGS
+from .text import VARIANTS
 
 
 class ConfigError(ValueError):
@@ -29,6 +37,7 @@ class DataSection:
     vocab_size: int = 8000
     max_len: int = 100  # training pairs with a side longer than this (subwords) are dropped
     train_limit: int = 0  # 0: all training pairs; else the first N (quick checks and tests)
+    val_limit: int = 0  # 0: all validation pairs; else the first N (quick checks and tests)
 
 
 @dataclass
@@ -87,7 +96,54 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> RunConfig:
-        return _build(cls, values, where, "")
+        """Build and validate; errors name ``where`` (a file, or ``--set``) and the key."""
+        cfg = _build(cls, values, where, "")
+        try:
+            TransformerConfig(src_vocab=1, tgt_vocab=1, **vars(cfg.model))
+        except ValueError as err:
+            raise ConfigError(f"{where}: model: {err}") from None
+        if cfg.data.src_lang == cfg.data.tgt_lang:
+            raise ConfigError(f"{where}: data.src_lang and data.tgt_lang are both "
+                              f"'{cfg.data.src_lang}'")
+        if cfg.data.max_len >= cfg.model.max_len:  # a target gets BOS, one more token
+            raise ConfigError(f"{where}: data.max_len={cfg.data.max_len} needs model.max_len "
+                              f"> {cfg.data.max_len}, got {cfg.model.max_len}")
+        return cfg
+
+
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _at_least(low: float) -> Rule:
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _above(low: float) -> Rule:
+    return (lambda v: v > low), f"> {low}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Rule:
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
+#: Allowed values of the keys that have a range, checked after the type. The model section is
+#: checked as a whole by :class:`TransformerConfig`.
+RULES: dict[str, Rule] = {
+    "data.src_lang": _one_of(LANGS),
+    "data.tgt_lang": _one_of(LANGS),
+    "data.variant": _one_of(VARIANTS),
+    **dict.fromkeys(["data.vocab_size", "data.max_len", "train.threads", "train.max_tokens",
+                     "train.max_epochs", "train.warmup_steps", "train.checkpoint_every",
+                     "train.log_every", "train.average_last", "eval.beam_size",
+                     "eval.max_len_b", "eval.batch_sentences"], _at_least(1)),
+    **dict.fromkeys(["data.train_limit", "data.val_limit", "train.max_steps",
+                     "train.time_limit_minutes", "train.weight_decay", "train.val_bleu_sentences",
+                     "eval.length_penalty", "eval.max_len_a"], _at_least(0)),
+    **dict.fromkeys(["train.lr", "train.clip_norm"], _above(0)),
+    "train.label_smoothing": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "train.betas": ((lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)),
+                    "two numbers in [0, 1)"),
+}
 
 
 def _check_value(value: Any, kind: Any, where: str, key: str) -> Any:
@@ -97,10 +153,15 @@ def _check_value(value: Any, kind: Any, where: str, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
         return [_check_value(v, item, where, f"{key}[{i}]") for i, v in enumerate(value)]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if kind is float and not isinstance(value, bool) and isinstance(value, int | str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} must be a finite number, got {value!r}")
     return value
 
 
@@ -119,11 +180,14 @@ def _build(cls: type, values: Any, where: str, prefix: str) -> Any:
             kwargs[key] = _build(kind, value, where, f"{prefix}{key}.")
         else:
             kwargs[key] = _check_value(value, kind, where, f"{prefix}{key}")
+            rule = RULES.get(f"{prefix}{key}")
+            if rule and not rule[0](kwargs[key]):
+                raise ConfigError(f"{where}: {prefix}{key} must be {rule[1]}, got {value!r}")
     return cls(**kwargs)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML run configuration and apply ``section.key=value`` overrides."""
+    """Read a YAML run configuration, then apply ``section.key=value`` overrides."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -133,15 +197,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must be a mapping of sections")
-    for item in overrides or []:
+    cfg = RunConfig.from_dict(values, str(path))
+    if not overrides:
+        return cfg
+    for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ConfigError(f"override {item!r}: expected section.key=value")
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
         *sections, leaf = key.split(".")
         node = values
         for s in sections:
             node = node.setdefault(s, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {s} is not a section")
-        node[leaf] = yaml.safe_load(raw)
-    return RunConfig.from_dict(values, str(path))
+                raise ConfigError(f"--set {item!r}: {s} is not a section")
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            node[leaf] = raw  # e.g. a path with a colon: let the type check judge it
+    return RunConfig.from_dict(values, "--set")

@@ -5,17 +5,27 @@
     torchrun --nproc_per_node=2 -m dgl_transformer.train --config ...   # data-parallel (DDP)
 
 One loop, no framework: token-budget batches (no padding), label-smoothed cross-entropy, Adam
-with linear warm-up then inverse-sqrt decay, gradient clipping. A checkpoint (model,
-optimizer, schedule, RNG and data position) is written atomically every
-``train.checkpoint_every`` updates and at each epoch end, so ``--resume`` continues exactly
-where a killed run stopped. After every epoch: validation loss and greedy validation BLEU.
-At the end, the last epoch and the average of the last ``train.average_last`` epochs are
-compared on validation BLEU and the better becomes ``final.pt``, which carries everything
-``translate`` needs (model config, weights, subword model).
+with linear warm-up then inverse-sqrt decay, gradient clipping. A progress bar shows loss,
+tokens/s and ETA; ``metrics.jsonl`` in the run directory gets one JSON record per
+``train.log_every`` updates (``kind: train``), per epoch (``epoch``) and at the end (``final``).
+
+A checkpoint (model, optimizer, schedule, RNG states, data position, running sums and the
+metrics log's size) is written atomically every ``train.checkpoint_every`` updates and at
+each epoch end. ``--resume`` continues exactly where a killed run's last checkpoint stopped:
+on CPU the resumed run's losses and weights equal an uninterrupted run's bit for bit.
+``metrics.jsonl`` is cut back to its size at that checkpoint, so the records a killed run
+wrote after it are not duplicated. A non-finite loss or gradient stops training before the
+update, with the last good checkpoint untouched. After every epoch: validation loss and greedy
+validation BLEU. At the end, the last epoch and the average of the last ``train.average_last``
+epochs are compared on validation BLEU and the better becomes ``final.pt``, which carries
+everything ``translate`` needs (model config, weights, subword model).
 
 With DDP each global batch is the one a single process would use; rank ``r`` takes its
 sentences ``r, r + world, ...`` and the loss is normalised by the global token count, so the
-update equals the single-process update on the same global batch.
+update equals the single-process update on the same global batch (up to float summation
+order). Every rank stops at the same step; rank 0 alone writes checkpoints and logs, and
+validates while the others wait in their next collective. Each rank draws dropout from its
+own random stream, and all of them are checkpointed.
 """
 
 from __future__ import annotations
@@ -27,9 +37,10 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 import torch.distributed as dist
@@ -79,18 +90,25 @@ def encode_split(pipeline: TextPipeline, src: list[str], tgt: list[str], refs: l
     return Split([as_tensor(s) for s in src], [as_tensor(t) for t in tgt], refs)
 
 
-def load_splits(cfg: RunConfig, pipeline: TextPipeline, root: Path) -> tuple[Split, Split]:
-    """Training pairs (blank and over-long ones dropped, with counts reported) and val."""
+def load_splits(
+    cfg: RunConfig, pipeline: TextPipeline, root: Path
+) -> tuple[Split, Split, str]:
+    """Training pairs (blank and over-long ones dropped), val, and the filter's report.
+
+    ``data.train_limit`` and ``data.val_limit`` keep only the first pairs (0: all).
+    """
     src, tgt = pipeline.read(root, "train")
     if cfg.data.train_limit:
         src, tgt = src[: cfg.data.train_limit], tgt[: cfg.data.train_limit]
     length = lru_cache(maxsize=None)(lambda text: len(pipeline.encode(text)))
     src, tgt, report = filter_pairs(src, tgt, cfg.data.max_len, length_fn=length)
-    print(f"train: {report}", file=sys.stderr)
+    val_src, val_tgt = pipeline.read(root, "val")
     val_refs = read_split(root, "val", pipeline.tgt_lang, "tok")
+    n = cfg.data.val_limit or len(val_src)
     return (
         encode_split(pipeline, src, tgt, []),
-        encode_split(pipeline, *pipeline.read(root, "val"), val_refs),
+        encode_split(pipeline, val_src[:n], val_tgt[:n], val_refs[:n]),
+        f"train: {report}",
     )
 
 
@@ -100,19 +118,50 @@ def inverse_sqrt(step: int, warmup: int) -> float:
     return step / warmup if step < warmup else math.sqrt(warmup / step)
 
 
+#: Keys a resumed run may change; every other data/model/train key must match the checkpoint.
+RESUMABLE_CHANGES = {
+    "data.root", "data.val_limit", "train.out_dir", "train.threads", "train.max_epochs",
+    "train.max_steps", "train.time_limit_minutes", "train.checkpoint_every", "train.log_every",
+    "train.average_last", "train.val_bleu_sentences",
+}
+#: Gloo's default (30 min) is too short when rank 0 validates alone on a slow CPU.
+COLLECTIVE_TIMEOUT = timedelta(hours=3)
+
+
+def check_resumable(path: Path, saved: dict[str, Any], cfg: RunConfig) -> None:
+    """Raise if ``cfg`` changes a setting that the run saved in ``path`` must keep."""
+    now = cfg.to_dict()
+    for section in ("data", "model", "train"):
+        for key, value in now[section].items():
+            name = f"{section}.{key}"
+            old = saved.get(section, {}).get(key)
+            if name not in RESUMABLE_CHANGES and old != value:
+                raise TrainingError(
+                    f"--resume: {path} was trained with {name}={old!r} but the config says "
+                    f"{value!r}; keep it, or choose another train.out_dir"
+                )
+
+
 class Trainer:
+    """One training run: data, model, optimizer, checkpoints and logs (see the module doc)."""
+
     def __init__(self, cfg: RunConfig, resume: bool) -> None:
         self.cfg = cfg
         self.out = Path(cfg.train.out_dir)
         self.rank, self.world = _init_distributed()
         torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
-        state = checkpoint.load_latest(self.out) if resume else None
-        if state is None and (self.out / "last.pt").exists():
+        latest = checkpoint.load_latest(self.out) if resume else None
+        if latest is None and checkpoint.has_checkpoint(self.out):
             raise TrainingError(
                 f"{self.out} already holds checkpoints: pass --resume, or choose another "
                 "train.out_dir"
             )
+        if resume and latest is None:
+            self.say(f"--resume: no checkpoint in {self.out}; starting a new run")
+        path, state = latest or (None, None)
+        if state is not None:
+            check_resumable(path, state["run_config"], cfg)
         root = ensure_data(cfg) if self.rank == 0 else Path(cfg.data.root)
         _barrier()
         if state is None:
@@ -121,13 +170,15 @@ class Trainer:
                 root, d.variant, d.src_lang, d.tgt_lang, d.vocab_size
             )
         else:
-            self.pipeline = TextPipeline.from_state(state["pipeline"])
-        self.train_set, self.val_set = load_splits(cfg, self.pipeline, root)
+            try:
+                self.pipeline = TextPipeline.from_state(state["pipeline"])
+            except DataError as err:
+                raise checkpoint.CheckpointError(f"{path}: {err}") from None
+        self.train_set, self.val_set, report = load_splits(cfg, self.pipeline, root)
+        self.say(report)
         self.model_cfg = model_config(cfg, self.pipeline.tokenizer.vocab_size)
         self.model = GraphTransformer(self.model_cfg)
-        self.ddp = (
-            torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
-        )
+        torch.manual_seed(cfg.train.seed + self.rank)  # each rank its own dropout stream
         t = cfg.train
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
@@ -136,42 +187,84 @@ class Trainer:
             self.opt, lambda s: inverse_sqrt(s, t.warmup_steps)
         )
         self.step, self.epoch, self.batch_pos, self.elapsed = 0, 0, 0, 0.0
+        # running sums: the log window, and the epoch's training NLL
+        self.sums = dict.fromkeys(("loss", "nll", "tokens", "time", "epoch_nll",
+                                   "epoch_tokens"), 0.0)
         self.history: list[dict[str, Any]] = []
         self.stopped: str | None = None
+        self.saved_step: int | None = None
+        log_offset = 0
         if state is not None:
-            self._restore(state)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.log = (
-            open(self.out / "metrics.jsonl", "a", encoding="utf-8") if self.rank == 0 else None
+            log_offset = self._restore(state)
+        self.ddp = (
+            torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         )
+        self.log = self._open_log(log_offset) if self.rank == 0 else None
 
-    # -- checkpoints ---------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
+    def say(self, message: str) -> None:
+        """A line on stderr, from rank 0 only."""
+        if self.rank == 0:
+            print(message, file=sys.stderr)
+
+    # -- checkpoints and the metrics log -------------------------------------------------
+    def _state(self, rng: list[Tensor], log_offset: int) -> dict[str, Any]:
         return {
             "run_config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(),
             "pipeline": self.pipeline.to_state(), "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_pos": self.batch_pos,
-            "elapsed": self.elapsed, "history": self.history, "rng": torch.get_rng_state(),
+            "elapsed": self.elapsed, "sums": dict(self.sums), "history": self.history,
+            "rng": rng, "log_offset": log_offset,
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any]) -> int:
+        """Load a checkpoint's state; returns the size the metrics log had when it was saved."""
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_pos = state["step"], state["epoch"], state["batch_pos"]
-        self.elapsed, self.history = state["elapsed"], state["history"]
-        torch.set_rng_state(state["rng"])
-        print(f"resuming at epoch {self.epoch}, batch {self.batch_pos}, step {self.step}",
-              file=sys.stderr)
+        self.elapsed, self.history, self.sums = state["elapsed"], state["history"], state["sums"]
+        self.saved_step = self.step
+        rng = state["rng"]
+        if len(rng) == self.world:
+            torch.set_rng_state(rng[self.rank])
+        else:
+            self.say(f"warning: the checkpoint was written by {len(rng)} processes, this run has "
+                     f"{self.world}: dropout streams start afresh (valid, not bit-identical)")
+        self.say(f"resuming at epoch {self.epoch}, batch {self.batch_pos}, step {self.step}")
+        return state["log_offset"]
+
+    def _open_log(self, offset: int) -> BinaryIO:
+        """``metrics.jsonl`` for appending, cut back to ``offset`` bytes (its size at the
+        checkpoint resumed from): records a killed run wrote after it are written again."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = open(self.out / "metrics.jsonl", "ab")
+        size = log.tell()
+        if size > offset:
+            log.truncate(offset)
+            log.seek(offset)
+            self.say(f"metrics.jsonl: dropped {size - offset} bytes of records that no "
+                     "checkpoint covers")
+        elif size < offset:
+            self.say(f"warning: metrics.jsonl is {offset - size} bytes shorter than at the "
+                     "checkpoint; records were lost")
+        return log
 
     def save(self) -> None:
-        if self.rank == 0:
-            checkpoint.rotate_and_save(self._state(), self.out)
+        """Rotate in a new ``last.pt`` (every rank calls this: the RNG states are gathered)."""
+        rng = [torch.get_rng_state()]
+        if self.world > 1:
+            rng = [torch.empty_like(rng[0]) for _ in range(self.world)]
+            dist.all_gather(rng, torch.get_rng_state())
+        if self.log is not None:
+            self.log.flush()
+            os.fsync(self.log.fileno())  # the log is durable up to the offset recorded
+            checkpoint.rotate_and_save(self._state(rng, self.log.tell()), self.out)
+        self.saved_step = self.step
 
     def write_log(self, record: dict[str, Any]) -> None:
         if self.log is not None:
-            self.log.write(json.dumps(record) + "\n")
+            self.log.write(json.dumps(record).encode("utf-8") + b"\n")
             self.log.flush()
 
     # -- training ------------------------------------------------------------------------
@@ -182,7 +275,11 @@ class Trainer:
                             seed=self.cfg.train.seed, epoch=epoch)
 
     def train_step(self, batch: list[int]) -> tuple[float, float, int]:
-        """One update on a global batch; returns its smoothed loss, NLL and target tokens."""
+        """One update on a global batch; returns its smoothed loss, NLL and target tokens.
+
+        Raises :class:`TrainingError`, before updating anything, if the loss or the gradient
+        norm is not finite.
+        """
         mine = batch[self.rank :: self.world]
         weight = 1.0 if mine else 0.0  # a rank with no sentence still joins the all-reduce
         mine = mine or batch[:1]
@@ -196,12 +293,15 @@ class Trainer:
         if self.world > 1:
             dist.all_reduce(sums)
         loss, nll = (sums / n_tokens).tolist()
-        if not math.isfinite(loss):
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                    self.cfg.train.clip_norm))
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
             raise TrainingError(
-                f"non-finite loss ({loss}) at step {self.step + 1} (epoch {self.epoch}, batch "
-                f"{self.batch_pos}); stopped, last good checkpoint kept in {self.out}"
+                f"non-finite loss ({loss}) or gradient norm ({norm}) at step {self.step + 1} "
+                f"(epoch {self.epoch}, batch {self.batch_pos}); stopped before the update; "
+                f"last good checkpoint in {self.out}: {kept}"
             )
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_norm)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
@@ -228,53 +328,67 @@ class Trainer:
         return stop
 
     def fit(self) -> None:
+        """Train to the epoch, step or time limit, then write ``final.pt`` (rank 0)."""
+        try:
+            self._fit()
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+    def _fit(self) -> None:
         t = self.cfg.train
         self._last_tick = time.perf_counter()
-        per_epoch = len(self.batches(0))
-        bar = tqdm(total=per_epoch * t.max_epochs, initial=self.epoch * per_epoch + self.batch_pos,
-                   disable=self.rank != 0, unit="batch", dynamic_ncols=True)
-        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": 0.0}
-        while self.epoch < t.max_epochs and not self.out_of_time():
-            self.model.train()
-            batches = self.batches(self.epoch)
-            epoch_loss = epoch_tokens = 0.0
-            while self.batch_pos < len(batches) and not self.out_of_time():
-                started = time.perf_counter()
-                loss, nll, n = self.train_step(batches[self.batch_pos])
-                spent = time.perf_counter() - started
-                self.tick()
-                self.step += 1
-                self.batch_pos += 1
-                epoch_loss, epoch_tokens = epoch_loss + nll * n, epoch_tokens + n
-                for key, value in (("loss", loss * n), ("nll", nll * n), ("tokens", n),
-                                   ("time", spent)):
-                    window[key] += value
-                bar.update()
-                if self.step % t.log_every == 0:
-                    self._log_window(window, bar)
-                if self.step % t.checkpoint_every == 0:
-                    self.save()
-            if self.batch_pos < len(batches):
-                break  # out of time mid-epoch; the last checkpoint is written below
-            self.end_epoch(epoch_loss / max(epoch_tokens, 1))
-        bar.close()
-        self.save()
+        total = len(self.batches(0)) * t.max_epochs
+        with tqdm(total=min(total, t.max_steps) if t.max_steps else total, initial=self.step,
+                  disable=self.rank != 0, unit="step", dynamic_ncols=True,
+                  desc=self.cfg.name) as bar:  # closed on errors too: they start a new line
+            while self.epoch < t.max_epochs and not self.out_of_time():
+                self.train_epoch(bar)
+        if self.saved_step != self.step:
+            self.save()
         if self.rank == 0:
             self.finish()
 
-    def _log_window(self, window: dict[str, float], bar: tqdm) -> None:
-        tokens = max(window["tokens"], 1)
-        rate = window["tokens"] / max(window["time"], 1e-9)
+    def train_epoch(self, bar: tqdm) -> None:
+        """The rest of the current epoch, up to the step or time limit."""
+        t = self.cfg.train
+        self.model.train()
+        batches = self.batches(self.epoch)
+        while self.batch_pos < len(batches) and not self.out_of_time():
+            started = time.perf_counter()
+            loss, nll, n = self.train_step(batches[self.batch_pos])
+            self.tick()
+            self.step += 1
+            self.batch_pos += 1
+            for key, value in (("loss", loss * n), ("nll", nll * n), ("tokens", n),
+                               ("time", time.perf_counter() - started),
+                               ("epoch_nll", nll * n), ("epoch_tokens", n)):
+                self.sums[key] += value
+            bar.update()
+            if self.step % t.log_every == 0:
+                self._log_window(bar)
+            if self.step % t.checkpoint_every == 0:
+                self.save()
+        if self.batch_pos == len(batches):
+            self.end_epoch()
+
+    def _log_window(self, bar: tqdm) -> None:
+        s = self.sums
+        tokens = max(s["tokens"], 1)
+        rate = s["tokens"] / max(s["time"], 1e-9)
         record = {
             "kind": "train", "step": self.step, "epoch": self.epoch,
-            "loss": window["loss"] / tokens, "nll": window["nll"] / tokens,
+            "loss": s["loss"] / tokens, "nll": s["nll"] / tokens,
             "lr": self.sched.get_last_lr()[0], "tokens_per_s": rate, "elapsed_s": self.elapsed,
         }
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
         self.write_log(record)
-        window.update(loss=0.0, nll=0.0, tokens=0, time=0.0)
+        s.update(loss=0.0, nll=0.0, tokens=0.0, time=0.0)
 
-    def end_epoch(self, train_nll: float) -> None:
+    def end_epoch(self) -> None:
+        """Validate (rank 0; the other ranks wait in the next collective), write the epoch's
+        weights and record, and checkpoint at the start of the next epoch."""
+        train_nll = self.sums["epoch_nll"] / max(self.sums["epoch_tokens"], 1)
         record = {"kind": "epoch", "epoch": self.epoch, "step": self.step,
                   "train_nll": train_nll, "elapsed_s": self.elapsed}
         if self.rank == 0:
@@ -283,11 +397,12 @@ class Trainer:
             record["elapsed_s"] = self.elapsed
             path = self.out / f"epoch{self.epoch:03d}.pt"
             checkpoint.save_atomic({"model": self.model.state_dict()}, path)
+            self.say(json.dumps(record))
         self.history.append(record)
         self.write_log(record)
-        print(json.dumps(record), file=sys.stderr)
         self.epoch += 1
         self.batch_pos = 0
+        self.sums.update(epoch_nll=0.0, epoch_tokens=0.0)
         self.save()
 
     @torch.no_grad()
@@ -332,7 +447,7 @@ class Trainer:
             "candidates": scores, "history": self.history, "stopped": self.stopped,
             "train_seconds": self.elapsed, "steps": self.step,
         }, self.out / "final.pt")
-        self.write_log({"kind": "final", "chosen": best, "candidates": scores,
+        self.write_log({"kind": "final", "step": self.step, "chosen": best, "candidates": scores,
                         "stopped": self.stopped, "train_seconds": self.elapsed})
 
 
@@ -340,7 +455,7 @@ def _init_distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)  # training runs on the CPU
     return dist.get_rank(), world
 
 
@@ -359,9 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         Trainer(load_config(args.config, args.set), args.resume).fit()
-    except (ConfigError, DataError, checkpoint.CheckpointError, TrainingError) as err:
+    except (ConfigError, DataError, checkpoint.CheckpointError, TrainingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
+        return 130
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()

@@ -2,11 +2,14 @@
 
     python -m dgl_transformer.translate --checkpoint runs/default/final.pt < in.txt > out.txt
 
-Exactly one output line per input line: an empty or whitespace-only line gives an empty line,
-and a line longer than the model's ``max_len`` (in subwords) is translated in consecutive
-pieces whose translations are joined (a warning on stderr names the line). Characters the
-subword model never saw are byte-encoded, never an error. A damaged checkpoint, or one whose
-vocabulary does not match its model, exits non-zero with a one-line message.
+Exactly one output line per input line: input is split on ``\\n`` only (``\\r``, U+2028,
+U+0085 and other separators stay inside their line), an empty or whitespace-only line gives an
+empty line, and a line longer than the model's ``max_len`` (in subwords) is translated in
+consecutive pieces whose translations are joined (a warning on stderr names the line).
+Invalid UTF-8 bytes become U+FFFD; characters the subword model never saw are byte-encoded,
+never an error. Output is UTF-8 with all whitespace runs (line separators included) turned
+into single spaces. A damaged checkpoint, or one whose vocabulary does not match its model,
+exits non-zero with a one-line message naming the file.
 """
 
 from __future__ import annotations
@@ -15,33 +18,40 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from .checkpoint import CheckpointError, load
 from .config import TransformerConfig
-from .data import DataError
 from .evaluate import translate_ids
 from .model import GraphTransformer
+from .run_config import RunConfig
 from .text import TextPipeline
 
 
 def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, dict]:
-    """Model (eval mode), text pipeline and run configuration stored in a checkpoint."""
+    """Model (eval mode), text pipeline and (validated) run configuration of a checkpoint.
+
+    Anything wrong with the checkpoint raises a one-line :class:`CheckpointError`.
+    """
     state = load(path)
     try:
         pipeline = TextPipeline.from_state(state["pipeline"])
         cfg = TransformerConfig.from_dict(state["model_config"])
+        run_cfg = RunConfig.from_dict(state["run_config"], "run_config").to_dict()
         model = GraphTransformer(cfg)
         model.load_state_dict(state["model"])
     except KeyError as err:
         raise CheckpointError(f"{path}: checkpoint lacks {err}") from None
-    except (ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: unusable checkpoint ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # a damaged state can raise almost any type
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: unusable checkpoint ({reason})") from None
     vocab = pipeline.tokenizer.vocab_size
     if (cfg.src_vocab, cfg.tgt_vocab) != (vocab, vocab):
         raise CheckpointError(
             f"{path}: vocabulary mismatch: the model expects {cfg.src_vocab}/{cfg.tgt_vocab} "
             f"ids, its subword model has {vocab}"
         )
-    return model.eval(), pipeline, state.get("run_config", {})
+    return model.eval(), pipeline, run_cfg
 
 
 def read_lines(stream) -> list[str]:
@@ -79,30 +89,42 @@ def translate_lines(
     return [" ".join(p for p in parts if p) for parts in out]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgl_transformer.translate",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--beam-size", type=int, default=None)
-    parser.add_argument("--length-penalty", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--beam-size", type=_positive_int, default=None)
+    parser.add_argument("--length-penalty", type=_non_negative_float, default=None)
+    parser.add_argument("--threads", type=_positive_int, default=None)
     args = parser.parse_args(argv)
     try:
         model, pipeline, run_cfg = load_translator(args.checkpoint)
-    except (CheckpointError, DataError) as err:
+    except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
-    decode = dict(run_cfg.get("eval", {}))
+    decode = dict(run_cfg["eval"])
     for key, value in (("beam_size", args.beam_size), ("length_penalty", args.length_penalty)):
         if value is not None:
             decode[key] = value
     lines = read_lines(sys.stdin.buffer)
-    for out in translate_lines(model, pipeline, lines, **decode):
-        sys.stdout.write(out + "\n")
+    out = "".join(line + "\n" for line in translate_lines(model, pipeline, lines, **decode))
+    sys.stdout.buffer.write(out.encode("utf-8"))
     sys.stdout.flush()
     return 0
 

@@ -71,7 +71,8 @@ G = nx.DiGraph(list(zip(src.tolist(), dst.tolist(), strict=True)))
 pos = nx.circular_layout(range(n))
 nx.draw_networkx(G, pos, ax=axes[0], labels=dict(enumerate(words)), node_color="#cde",
                  node_size=1100, font_size=9, edge_color="#999", arrows=False)
-axes[0].set_title(f"complete graph of {n} tokens: {g.num_edges()} edges\n(a line = both directions; small loops = self-loops)")
+axes[0].set_title(f"complete graph of {n} tokens: {g.num_edges()} edges\n"
+                  "(a line = both directions; small loops = self-loops)")
 axes[0].axis("off")
 adjacency = torch.zeros(n, n)
 adjacency[dst, src] = 1  # row i: the tokens i receives from
@@ -367,7 +368,8 @@ bucketed_padded = 32 * bucketed.max(1).values ** 2
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 axes[0].plot(lengths_range, edges, label="complete graph: $n^2$")
-axes[0].plot(lengths_range, 3 * lengths_range, label="a window, 3 senders per token: about $3n$ (lesson 6)")
+axes[0].plot(lengths_range, 3 * lengths_range,
+             label="a window, 3 senders per token: about $3n$ (lesson 6)")
 axes[0].set_xlabel("sentence length n")
 axes[0].set_ylabel("edges")
 axes[0].legend()

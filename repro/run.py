@@ -25,9 +25,10 @@ import dgl
 import torch
 
 from dgl_transformer import checkpoint
-from dgl_transformer.data import available_test_sets, fetch, read_split
+from dgl_transformer.checkpoint import CheckpointError
+from dgl_transformer.data import DataError, available_test_sets, fetch, read_split
 from dgl_transformer.evaluate import bleu_scores, translate_ids
-from dgl_transformer.run_config import load_config
+from dgl_transformer.run_config import ConfigError, load_config
 from dgl_transformer.translate import load_translator
 
 from .report import plot_curves, update_readme, write_samples
@@ -60,7 +61,7 @@ def machine() -> dict[str, object]:
 def train(config: str, overrides: list[str], out_dir: Path) -> None:
     cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config]
     cmd += ["--set", *overrides] if overrides else []
-    if (out_dir / "last.pt").exists() or (out_dir / "prev.pt").exists():
+    if checkpoint.has_checkpoint(out_dir):
         cmd.append("--resume")
     if not (out_dir / "final.pt").exists():
         subprocess.run(cmd, check=True)
@@ -87,8 +88,9 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
         print(f"{split}: {json.dumps(scores[split])}", file=sys.stderr)
         if not samples:
             src_raw = read_split(root, split, pipeline.src_lang, "raw")
+            every = max(1, len(plain) // 20)
             samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
-                        "hypothesis": plain[i]} for i in range(0, len(plain), len(plain) // 20)][:20]
+                        "hypothesis": plain[i]} for i in range(0, len(plain), every)][:20]
     return scores, samples
 
 
@@ -97,17 +99,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    try:
+        return run(args.config, args.set)
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+    except subprocess.CalledProcessError as err:
+        print(f"error: training exited with status {err.returncode} (see its message above)",
+              file=sys.stderr)
+    return 1
+
+
+def run(config: str, overrides: list[str]) -> int:
     started = time.time()
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(config, overrides)
     root, out_dir = Path(cfg.data.root), Path(cfg.train.out_dir)
     fetch(root, langs=(cfg.data.src_lang, cfg.data.tgt_lang))
-    train(args.config, args.set, out_dir)
+    train(config, overrides, out_dir)
     final = out_dir / "final.pt"
     scores, samples = evaluate(final, root, cfg.train.threads)
     state = checkpoint.load(final)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
-        "name": cfg.name, "command": f"make repro CONFIG={args.config}",
+        "name": cfg.name, "command": f"make repro CONFIG={config}",
         "scores": scores, "chosen_weights": state["chosen"],
         "val_candidates": state["candidates"], "train_seconds": round(state["train_seconds"], 1),
         "train_steps": state["steps"], "epochs": len(state["history"]),

@@ -1,0 +1,582 @@
+"""``make bench``: the graph Transformer against its dense twin and tutorial-style DGL attention.
+
+    OMP_NUM_THREADS=2 python -m repro.bench [--config repro/configs/default.yaml]
+
+Everything runs in one process (plus one child for part c), on the same batches, and is
+written to ``repro/results/bench.json``, ``repro/results/bench.png`` and ``BENCHMARKS.md``:
+
+a. training throughput (target tokens/s of forward, backward, clipping and an Adam step) of
+   :class:`GraphTransformer`, :class:`DenseTransformer` and the tutorial-style
+   :class:`~repro.bench_kernels.UdfGraphTransformer`, at the config's model size and at
+   d_model 512 with 6+6 layers, on length-bucketed and on random batches. The models take
+   turns on each batch (the order rotates), so a change in the machine's load hits all three;
+   ratios are medians of per-batch ratios;
+b. attention kernels alone (forward + backward on one batch's three graphs);
+c. decoding test2016 (greedy and beam 4, the repro's decoding settings) with the incremental
+   cache, and the cache against naive decoding (the decoder re-run on whole prefixes) on one
+   batch of sources;
+d. one long sequence (child process ``repro.bench_long``): time and peak memory of complete
+   graph, window graph and dense attention;
+e. achieved GFLOP/s of a training step against torch matmuls of the step's own shapes.
+
+Multi30k comes from ``$MULTI30K_DIR``, the config's data root or ``../shared/data/multi30k``;
+without it, synthetic batches with Multi30k's length distribution are used (and said so).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads sleep instead of spinning. On a machine shared with other processes,
+# spinning threads steal the cores that the busy ones need (see BENCHMARKS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import dgl  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+from dgl_transformer import DenseTransformer, GraphTransformer, TransformerConfig, graphs  # noqa: E402
+from dgl_transformer.attention import graph_attention  # noqa: E402
+from dgl_transformer.batching import make_batches  # noqa: E402
+from dgl_transformer.data import DataError  # noqa: E402
+from dgl_transformer.decoding import beam_search, greedy  # noqa: E402
+from dgl_transformer.evaluate import translate_ids  # noqa: E402
+from dgl_transformer.objective import label_smoothed_loss, teacher_forcing  # noqa: E402
+from dgl_transformer.run_config import RunConfig, load_config  # noqa: E402
+from dgl_transformer.text import TextPipeline  # noqa: E402
+from dgl_transformer.translate import load_translator  # noqa: E402
+
+from .bench_kernels import UdfGraphTransformer, frames_attention, udf_attention  # noqa: E402
+from .bench_report import write_markdown, write_plot  # noqa: E402
+from .run import git_commit, machine  # noqa: E402
+
+RESULTS = Path("repro/results")
+MARKDOWN = Path("BENCHMARKS.md")
+MODELS: dict[str, type[GraphTransformer] | type[DenseTransformer]] = {
+    "graph": GraphTransformer, "dense": DenseTransformer, "udf": UdfGraphTransformer,
+}
+LARGE = {"d_model": 512, "n_heads": 8, "d_ff": 2048, "n_enc_layers": 6, "n_dec_layers": 6}
+LONG_LENGTHS = (128, 256, 512, 1024, 2048, 4096)
+WINDOW = 16  # window graph: 33 neighbours per token
+#: Multi30k training split, lc_tok 8k BPE: subword lengths (mean, sd) of source and target,
+#: used only to draw synthetic batches when the data is absent.
+SYNTHETIC_LENGTHS = {"src": (14.1, 4.7), "tgt": (14.5, 5.3)}
+#: The issue's targets, each oriented so that larger is better (except the seconds).
+TARGETS = {
+    "train_graph_over_dense_random": (">=", 1.0),
+    "train_graph_over_dense_bucketed": (">=", 0.9),
+    "train_graph_over_udf": (">=", 3.0),
+    "beam4_incremental_over_naive": (">=", 5.0),
+    "test2016_beam4_seconds": ("<=", 60.0),
+    "len4096_window_over_dense_speed": (">=", 3.0),
+    "len4096_dense_over_window_memory": (">=", 10.0),
+}
+#: Numbers this run does not measure, shown beside ours for orientation only.
+ANCHORS = {
+    "dgl_example_6x6_d512_target_tokens_per_s": {
+        "value": 406, "source": "DGL's deleted Transformer example (UDF attention, one big "
+        "graph per batch), 6+6 layers, d_model 512, batches of 128 sentences, 2 threads, "
+        "measured earlier on this kind of machine"},
+    "dgl_example_2x2_d512_target_tokens_per_s": {
+        "value": 1134, "source": "the same example with 2+2 layers"},
+}
+
+
+@dataclass
+class Corpus:
+    """Encoded training pairs and test sources, and where they came from."""
+
+    src: list[Tensor]
+    tgt: list[Tensor]
+    test: list[list[int]]
+    source: str
+    root: Path | None = None  # the Multi30k copy used, if any
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Wall seconds of ``fn(*args, **kwargs)``, and its result."""
+    started = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - started, out
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def data_roots(cfg: RunConfig) -> list[Path]:
+    """Where Multi30k may be, in order: ``$MULTI30K_DIR``, the config's root, the shared mirror."""
+    names = [os.environ.get("MULTI30K_DIR"), cfg.data.root, "../shared/data/multi30k"]
+    return [Path(n) for n in names if n]
+
+
+def load_corpus(cfg: RunConfig) -> Corpus:
+    """Multi30k through the project's pipeline, or synthetic ids if no copy is usable."""
+    from dgl_transformer.train import load_splits
+
+    for root in data_roots(cfg):
+        try:
+            d = cfg.data
+            pipeline = TextPipeline.train(root, d.variant, d.src_lang, d.tgt_lang, d.vocab_size)
+            train, _, _ = load_splits(cfg, pipeline, root)
+            test_src, _ = pipeline.read(root, "test_2016_flickr")
+        except (DataError, OSError) as err:
+            log(f"no usable Multi30k at {root}: {err}")
+            continue
+        test = [pipeline.encode(s) for s in test_src]
+        return Corpus(train.src, train.tgt, test, f"Multi30k {d.variant} ({root})", root)
+    return synthetic_corpus(cfg.data.vocab_size)
+
+
+def synthetic_corpus(vocab: int, pairs: int = 29000, test: int = 1000) -> Corpus:
+    """Random ids with Multi30k's subword length distribution (gamma-shaped, correlated)."""
+    rng = np.random.default_rng(0)
+
+    def lengths(side: str, base: np.ndarray) -> np.ndarray:
+        mean, sd = SYNTHETIC_LENGTHS[side]
+        return np.clip(np.round(base * mean + rng.normal(0, 0.3 * sd, len(base))), 3, 60)
+
+    def sentences(n: int) -> tuple[list[Tensor], list[Tensor]]:
+        shape = (SYNTHETIC_LENGTHS["src"][0] / SYNTHETIC_LENGTHS["src"][1]) ** 2
+        base = rng.gamma(shape, 1 / shape, n)  # mean 1, shared by both sides
+        return tuple(  # type: ignore[return-value]
+            [torch.randint(4, vocab, (int(n_tok),)) for n_tok in lengths(side, base)]
+            for side in ("src", "tgt")
+        )
+
+    src, tgt = sentences(pairs)
+    test_src, _ = sentences(test)
+    return Corpus(src, tgt, [s.tolist() for s in test_src], "synthetic (no Multi30k found)")
+
+
+# -- a. training throughput ------------------------------------------------------------------
+
+
+def model_config(cfg: RunConfig, size: str) -> TransformerConfig:
+    vocab = cfg.data.vocab_size
+    base = TransformerConfig(src_vocab=vocab, tgt_vocab=vocab, **vars(cfg.model))
+    return replace(base, **LARGE) if size == "large" else base
+
+
+def train_step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, src: list[Tensor], tgt: list[Tensor],
+    cfg: RunConfig,
+) -> float:
+    """One update as the trainer does it; returns the loss."""
+    tgt_in, gold = teacher_forcing(tgt)
+    loss = label_smoothed_loss(model(src, tgt_in), gold, cfg.train.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)
+    opt.step()
+    return loss.item()
+
+
+def make_models(model_cfg: TransformerConfig, names: Sequence[str]) -> dict[str, Any]:
+    """The named models with identical weights, in training mode, each with its Adam."""
+    torch.manual_seed(0)
+    models = {name: MODELS[name](model_cfg).train() for name in names}
+    first = next(iter(models.values()))
+    for m in models.values():
+        m.load_state_dict(first.state_dict())
+    return {name: (m, torch.optim.Adam(m.parameters(), lr=1e-4, betas=(0.9, 0.98)))
+            for name, m in models.items()}
+
+
+def batch_stats(src: list[Tensor], tgt: list[Tensor]) -> dict[str, int]:
+    """Real tokens, and the positions the dense model computes (padded to the longest)."""
+    s, t = [len(x) for x in src], [len(x) + 1 for x in tgt]
+    return {"sentences": len(s), "src_tokens": sum(s), "tgt_tokens": sum(t),
+            "dense_positions": len(s) * (max(s) + max(t))}
+
+
+def bench_training(
+    cfg: RunConfig, corpus: Corpus, size: str, warmup: int, repeats: int
+) -> dict[str, Any]:
+    """Throughput of every model on the same batches, bucketed and random."""
+    model_cfg = model_config(cfg, size)
+    models = make_models(model_cfg, list(MODELS))
+    lens_s = [len(s) for s in corpus.src]
+    lens_t = [len(t) + 1 for t in corpus.tgt]
+    out: dict[str, Any] = {"model": model_cfg.to_dict(), "max_tokens": cfg.train.max_tokens}
+    for batching in ("bucketed", "random"):
+        batches = make_batches(lens_s, lens_t, cfg.train.max_tokens, shuffle=True,
+                               seed=cfg.train.seed, bucketed=batching == "bucketed")
+        rows = []
+        for i, batch in enumerate(batches[: warmup + repeats]):
+            src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
+            names = list(models)
+            names = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
+            seconds = {n: timed(train_step, *models[n], src, tgt, cfg)[0] for n in names}
+            rows.append({**batch_stats(src, tgt), "seconds": seconds})
+            log(f"train {size} {batching} batch {i}: "
+                + ", ".join(f"{n} {s:.2f}s" for n, s in seconds.items()))
+        out[batching] = summarise_training(rows[warmup:])
+    return out
+
+
+def summarise_training(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median tokens/s per model and median per-batch ratios (graph over each other)."""
+    names = list(rows[0]["seconds"])
+    tps = {n: [r["tgt_tokens"] / r["seconds"][n] for r in rows] for n in names}
+    return {
+        "batches": rows,
+        "tgt_tokens_per_s": {n: round(median(v), 1) for n, v in tps.items()},
+        "graph_over": {
+            n: round(median([r["seconds"][n] / r["seconds"]["graph"] for r in rows]), 3)
+            for n in names if n != "graph"
+        },
+        "dense_padding_fraction": round(
+            1 - sum(r["src_tokens"] + r["tgt_tokens"] for r in rows)
+            / sum(r["dense_positions"] for r in rows), 3),
+    }
+
+
+# -- b. attention kernels alone --------------------------------------------------------------
+
+
+def bench_kernels(
+    cfg: RunConfig, corpus: Corpus, repeats: int
+) -> dict[str, Any]:
+    """Forward + backward of each attention kernel on one bucketed batch's three graphs."""
+    model_cfg = model_config(cfg, "default")
+    heads, dk = model_cfg.n_heads, model_cfg.head_dim
+    batch = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
+                         cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)[0]
+    s_len = [len(corpus.src[i]) for i in batch]
+    t_len = [len(corpus.tgt[i]) + 1 for i in batch]
+    cases = {
+        "encoder": (graphs.complete_graph(s_len), s_len, s_len, None),
+        "decoder": (graphs.causal_graph(t_len), t_len, t_len, "causal"),
+        "cross": (graphs.cross_graph(s_len, t_len), t_len, s_len, None),
+    }
+    kernels: dict[str, Callable[..., Tensor]] = {
+        "graph (dgl.ops)": graph_attention, "frames": frames_attention, "udf": udf_attention,
+    }
+    out: dict[str, Any] = {"heads": heads, "head_dim": dk}
+    for case, (graph, q_len, k_len, mask_kind) in cases.items():
+        torch.manual_seed(0)
+        q = torch.randn(sum(q_len), heads, dk) * 0.5
+        k, v = torch.randn(sum(k_len), heads, dk) * 0.5, torch.randn(sum(k_len), heads, dk)
+        fns = {name: _graph_kernel_step(kernel, graph, q, k, v)
+               for name, kernel in kernels.items()}
+        fns["dense (SDPA)"] = _dense_kernel_step(q, k, v, q_len, k_len, mask_kind)
+        for fn in fns.values():
+            fn()  # warm-up (sparse formats, kernel selection)
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                times[name].append(timed(fn)[0])
+        out[case] = {"edges": graph.num_edges(),
+                     "ms": {n: round(median(t) * 1e3, 2) for n, t in times.items()}}
+    total = {n: sum(out[c]["ms"][n] for c in cases) for n in out["encoder"]["ms"]}
+    out["sum_ms"] = {n: round(t, 2) for n, t in total.items()}
+    out["graph_over"] = {n: round(t / total["graph (dgl.ops)"], 3) for n, t in total.items()}
+    return out
+
+
+def _graph_kernel_step(kernel, graph, q: Tensor, k: Tensor, v: Tensor) -> Callable[[], None]:
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+
+    def step() -> None:
+        kernel(graph, *leaves).sum().backward()
+
+    return step
+
+
+def _dense_kernel_step(
+    q: Tensor, k: Tensor, v: Tensor, q_len: list[int], k_len: list[int], mask_kind: str | None
+) -> Callable[[], None]:
+    """The dense model's attention on the padded batch (mask as it builds it)."""
+    def pad(x: Tensor, lens: list[int]) -> Tensor:
+        rows = torch.nn.utils.rnn.pad_sequence(list(x.split(lens)), batch_first=True)
+        return rows.transpose(1, 2).contiguous().requires_grad_()  # [B, H, T, dk]
+
+    qp, kp, vp = pad(q, q_len), pad(k, k_len), pad(v, k_len)
+    real_k = torch.arange(kp.shape[2])[None, :] < torch.tensor(k_len)[:, None]
+    mask = real_k[:, None, None, :]
+    if mask_kind == "causal":
+        pos = torch.arange(qp.shape[2])
+        mask = mask & (pos[None, :] <= pos[:, None])[None, None]
+
+    def step() -> None:
+        F.scaled_dot_product_attention(qp, kp, vp, mask).sum().backward()
+
+    return step
+
+
+# -- c. decoding -----------------------------------------------------------------------------
+
+
+def decoding_model(
+    cfg: RunConfig, corpus: Corpus, checkpoint: Path | None, train_steps: int
+) -> tuple[GraphTransformer, list[list[int]], str]:
+    """A trained model and the test sources in its vocabulary, and what the model is.
+
+    Uses ``checkpoint``, else the run's ``final.pt``/``last.pt``/``prev.pt``, else trains
+    the config's model for ``train_steps`` updates here.
+    """
+    run_dir = Path(cfg.train.out_dir)
+    candidates = [checkpoint] if checkpoint else [run_dir / n for n in
+                                                   ("final.pt", "last.pt", "prev.pt")]
+    for path in candidates:
+        if path.is_file() and corpus.root is not None:
+            model, pipeline, _ = load_translator(path)
+            test_src, _ = pipeline.read(corpus.root, "test_2016_flickr")
+            return model, [pipeline.encode(s) for s in test_src], f"checkpoint {path}"
+    model = brief_training(cfg, corpus, train_steps)
+    return model, corpus.test, f"trained here for {train_steps} steps ({corpus.source})"
+
+
+def brief_training(cfg: RunConfig, corpus: Corpus, steps: int) -> GraphTransformer:
+    """The config's model after ``steps`` updates (warm-up over a fifth of them, then 1/sqrt)."""
+    model_cfg = model_config(cfg, "default")
+    torch.manual_seed(cfg.train.seed)
+    model = GraphTransformer(model_cfg).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas))
+    warm = max(1, steps // 5)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, (warm / (s + 1)) ** 0.5))
+    batches = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
+                           cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)
+    for i, batch in enumerate(batches[:steps]):
+        loss = train_step(model, opt, [corpus.src[j] for j in batch],
+                          [corpus.tgt[j] for j in batch], cfg)
+        sched.step()
+        if i % 20 == 0 or i == steps - 1:
+            log(f"brief training step {i + 1}/{steps}: loss {loss:.2f}")
+    return model.eval()
+
+
+def bench_decoding(
+    cfg: RunConfig, model: GraphTransformer, test: list[list[int]]
+) -> dict[str, Any]:
+    """test2016 with the repro's decoding settings; then cache vs naive on one batch."""
+    e = cfg.eval
+    settings = {"length_penalty": e.length_penalty, "max_len_a": e.max_len_a,
+                "max_len_b": e.max_len_b, "batch_sentences": e.batch_sentences}
+    out: dict[str, Any] = {"settings": settings, "sentences": len(test)}
+    for name, beam in (("greedy", 1), ("beam4", 4)):
+        seconds, hyps = timed(translate_ids, model, test, beam_size=beam, **settings)
+        out[name] = {"seconds": round(seconds, 2), "sentences_per_s": round(len(test) / seconds, 1),
+                     "mean_output_len": round(float(np.mean([len(h) for h in hyps])), 2)}
+        log(f"test2016 {name}: {seconds:.1f}s")
+    # cache vs naive: the middle batch (by source length) of the same length-sorted batching
+    order = sorted((s for s in test if s), key=len)
+    first = (len(order) // e.batch_sentences // 2) * e.batch_sentences
+    batch = [torch.tensor(s[: model.cfg.max_len]) for s in order[first : first + e.batch_sentences]]
+    max_len = int(e.max_len_a * max(len(s) for s in batch) + e.max_len_b)
+    compare: dict[str, Any] = {"sentences": len(batch), "max_len": max_len,
+                               "mean_source_len": round(float(np.mean([len(s) for s in batch])), 2)}
+    decoders = {"greedy": partial(greedy, model, batch, max_len),
+                "beam4": partial(beam_search, model, batch, 4, max_len, e.length_penalty)}
+    for name, decode in decoders.items():
+        (fast, a), (slow, b) = (timed(decode, incremental=inc) for inc in (True, False))
+        compare[name] = {
+            "incremental_seconds": round(fast, 2), "naive_seconds": round(slow, 2),
+            "incremental_over_naive": round(slow / fast, 2),
+            "same_output_fraction": round(
+                float(np.mean([torch.equal(x, y) for x, y in zip(a, b, strict=True)])), 3),
+        }
+        log(f"{name} on one batch: incremental {fast:.1f}s, naive {slow:.1f}s")
+    out["cache_vs_naive"] = compare
+    return out
+
+
+# -- d. one long sequence --------------------------------------------------------------------
+
+
+def bench_long(heads: int, head_dim: int, lengths: Sequence[int]) -> dict[str, Any]:
+    """Run :mod:`repro.bench_long` in a child process (see its docstring for the method)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+    cmd = [sys.executable, "-m", "repro.bench_long", "--lengths", *map(str, lengths),
+           "--heads", str(heads), "--head-dim", str(head_dim), "--window", str(WINDOW)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return {"heads": heads, "head_dim": head_dim, "window_size": WINDOW,
+            "mode": "forward only, no autograd", **json.loads(done.stdout)}
+
+
+# -- e. achieved GFLOP/s ---------------------------------------------------------------------
+
+
+class GemmShapes(TorchDispatchMode):
+    """Counts the ``(m, k, n)`` shape of every matrix product torch runs while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: Counter[tuple[int, int, int]] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        ops = torch.ops.aten
+        if func in (ops.mm.default, ops.addmm.default):
+            a, b = args[-2:]
+            self.shapes[(a.shape[0], a.shape[1], b.shape[1])] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def bench_flops(cfg: RunConfig, corpus: Corpus, repeats: int) -> dict[str, Any]:
+    """Useful FLOPs of one training step on a bucketed batch, per second, vs plain matmuls."""
+    model_cfg = model_config(cfg, "default")
+    models = make_models(model_cfg, ["graph", "dense"])
+    batch = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
+                         cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)[1]
+    src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
+    for name in models:
+        train_step(*models[name], src, tgt, cfg)  # warm-up
+    with GemmShapes() as gemms:
+        train_step(*models["graph"], src, tgt, cfg)
+    gemm_flops = sum(2 * m * k * n * c for (m, k, n), c in gemms.shapes.items())
+    attn_flops = attention_flops(model_cfg, [len(s) for s in src], [len(t) + 1 for t in tgt])
+    useful = gemm_flops + attn_flops
+    step = {n: [] for n in models}
+    for _ in range(repeats):
+        for n in models:
+            step[n].append(timed(train_step, *models[n], src, tgt, cfg)[0])
+    gemm_alone = sum(c * _matmul_seconds(m, k, n, repeats) for (m, k, n), c in gemms.shapes.items())
+    big = 2048
+    peak = 2 * big**3 / _matmul_seconds(big, big, big, repeats)
+    return {
+        "batch": batch_stats(src, tgt),
+        "useful_gflop": round(useful / 1e9, 2),
+        "gemm_gflop": round(gemm_flops / 1e9, 2),
+        "attention_gflop": round(attn_flops / 1e9, 3),
+        "gemm_shapes": len(gemms.shapes),
+        "step_seconds": {n: round(median(t), 3) for n, t in step.items()},
+        "step_gflop_per_s": {n: round(useful / median(t) / 1e9, 1) for n, t in step.items()},
+        "same_gemms_alone_seconds": round(gemm_alone, 3),
+        "same_gemms_alone_gflop_per_s": round(gemm_flops / gemm_alone / 1e9, 1),
+        "matmul_2048_gflop_per_s": round(peak / 1e9, 1),
+    }
+
+
+def attention_flops(model_cfg: TransformerConfig, s_len: list[int], t_len: list[int]) -> int:
+    """Scores and weighted sums over every edge, forward and backward (3x forward)."""
+    enc = sum(n * n for n in s_len)
+    dec = sum(n * (n + 1) // 2 for n in t_len)
+    cross = sum(a * b for a, b in zip(s_len, t_len, strict=True))
+    edges = enc * model_cfg.n_enc_layers + (dec + cross) * model_cfg.n_dec_layers
+    return 3 * 4 * edges * model_cfg.d_model
+
+
+def _matmul_seconds(m: int, k: int, n: int, repeats: int) -> float:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.mm(a, b)
+    return median([timed(torch.mm, a, b)[0] for _ in range(repeats)])
+
+
+# -- summary and main ------------------------------------------------------------------------
+
+
+def summarise(results: dict[str, Any]) -> dict[str, float]:
+    """The issue's seven numbers, each oriented so that larger is better (except seconds);
+    the long-sequence ones at the longest length measured."""
+    train = results["train"]["default"]
+    decode = results["decoding"]
+    long = results["long"]
+    top = str(max(int(n) for n in long["window"]))
+    return {
+        "train_graph_over_dense_random": train["random"]["graph_over"]["dense"],
+        "train_graph_over_dense_bucketed": train["bucketed"]["graph_over"]["dense"],
+        "train_graph_over_udf": train["bucketed"]["graph_over"]["udf"],
+        "beam4_incremental_over_naive": decode["cache_vs_naive"]["beam4"]["incremental_over_naive"],
+        "test2016_beam4_seconds": decode["beam4"]["seconds"],
+        "len4096_window_over_dense_speed": round(
+            long["dense"][top]["ms"] / long["window"][top]["ms"], 2),
+        "len4096_dense_over_window_memory": round(
+            long["dense"][top]["peak_mib"] / long["window"][top]["peak_mib"], 2),
+    }
+
+
+def targets_met(summary: dict[str, float]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {"target": f"{op} {limit}",
+              "met": summary[key] >= limit if op == ">=" else summary[key] <= limit}
+        for key, (op, limit) in TARGETS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repro.bench", description=__doc__)
+    parser.add_argument("--config", default="repro/configs/default.yaml")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, as for repro.run")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="model for the decoding part (default: the config's run)")
+    parser.add_argument("--train-steps", type=int, default=120,
+                        help="updates to train a decoding model when no checkpoint exists")
+    parser.add_argument("--repeats", type=int, default=4,
+                        help="measured batches per batching at the default size")
+    parser.add_argument("--large-repeats", type=int, default=2)
+    parser.add_argument("--long-lengths", type=int, nargs="+", default=list(LONG_LENGTHS))
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite bench.png and BENCHMARKS.md from bench.json")
+    args = parser.parse_args(argv)
+    json_path = RESULTS / "bench.json"
+    if args.report_only:
+        results = json.loads(json_path.read_text(encoding="utf-8"))
+        write_plot(results, RESULTS / "bench.png")
+        write_markdown(results, MARKDOWN)
+        return 0
+    started = time.time()
+    cfg = load_config(args.config, args.set)
+    results: dict[str, Any] = {
+        "command": " ".join(["python -m repro.bench", *(sys.argv[1:] if argv is None else argv)]),
+        "config": args.config, "overrides": args.set, "git_commit": git_commit(),
+        "machine": machine(), "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "dgl_version": dgl.__version__, "torch_version": torch.__version__,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "anchors": ANCHORS,
+    }
+    corpus = load_corpus(cfg)
+    results["data"] = {"source": corpus.source, "train_pairs": len(corpus.src),
+                       "test_sentences": len(corpus.test)}
+    log(f"data: {corpus.source}, {len(corpus.src)} training pairs")
+    results["train"] = {
+        "default": bench_training(cfg, corpus, "default", 1, args.repeats),
+        "large": bench_training(cfg, corpus, "large", 1, args.large_repeats),
+    }
+    results["kernels"] = bench_kernels(cfg, corpus, 5)
+    results["flops"] = bench_flops(cfg, corpus, 3)
+    model, test, what = decoding_model(cfg, corpus, args.checkpoint, args.train_steps)
+    results["decoding"] = {"model": what, **bench_decoding(cfg, model, test)}
+    model_cfg = model_config(cfg, "default")
+    results["long"] = bench_long(model_cfg.n_heads, model_cfg.head_dim, args.long_lengths)
+    results["summary"] = summarise(results)
+    results["targets"] = targets_met(results["summary"])
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["wall_seconds"] = round(time.time() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_plot(results, RESULTS / "bench.png")
+    write_markdown(results, MARKDOWN)
+    log(f"wrote {json_path}, {RESULTS / 'bench.png'} and {MARKDOWN} "
+        f"in {results['wall_seconds'] / 60:.1f} min: {json.dumps(results['summary'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

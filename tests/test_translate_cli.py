@@ -1,0 +1,144 @@
+"""``python -m dgl_transformer.translate``: one output line per input line whatever the input,
+and a one-line error for a checkpoint it cannot use (no data or training needed)."""
+
+import io
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dgl_transformer import checkpoint, translate
+from dgl_transformer.config import TransformerConfig
+from dgl_transformer.model import GraphTransformer
+from dgl_transformer.run_config import RunConfig
+from dgl_transformer.text import MOSES_ESCAPES, SubwordTokenizer, TextPipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = "a dog cat man woman runs jumps the on in park street red blue ball plays with".split()
+
+NASTY_LINES = [
+    b"",
+    b"   \t  ",
+    b"a dog runs in the park .",
+    b" ".join([b"dog"] * 2000),  # far beyond the model's max_len: translated in pieces
+    "an emoji \U0001f600, CJK \u4e2d\u6587\u5b57 and \u00e9\u00e8".encode(),
+    b"control \x00\x01\x07\x1b[31m\x7f chars",
+    b"a carriage\rreturn inside",
+    "line\u2028separator, next\u0085line and para\u2029graph".encode(),
+    b"invalid \xff\xfe utf-8 \xc3 bytes",
+    b"\x0b\x0c\x1c\x1d\x1e",
+    b"windows line ending\r",
+    b"no final newline",
+]
+
+
+def make_checkpoint(path: Path, variant: str = "lc_tok", **changes) -> Path:
+    """A tiny untrained model with a real subword model, saved like ``final.pt``.
+
+    ``changes`` edit the saved state: ``model_config`` entries, or a whole top-level value.
+    """
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(WORDS, k=rng.randint(3, 10))) + " ." for _ in range(300)]
+    tokenizer = SubwordTokenizer.train(texts, 320, user_symbols=MOSES_ESCAPES)
+    pipeline = TextPipeline(variant, "en", "de", tokenizer)
+    model_cfg = TransformerConfig(src_vocab=320, tgt_vocab=320, d_model=16, n_heads=2, d_ff=32,
+                                  n_enc_layers=1, n_dec_layers=1, max_len=64)
+    run_cfg = RunConfig.from_dict({"eval": {"max_len_a": 0.0, "max_len_b": 3}})
+    state = {
+        "run_config": run_cfg.to_dict(), "model_config": model_cfg.to_dict(),
+        "pipeline": pipeline.to_state(), "model": GraphTransformer(model_cfg).state_dict(),
+    }
+    for key, value in changes.items():
+        if key in state["model_config"]:
+            state["model_config"][key] = value
+        else:
+            state[key] = value
+    checkpoint.save_atomic(state, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("translate") / "final.pt")
+
+
+def run_cli(ckpt: Path, stdin: bytes, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dgl_transformer.translate", "--checkpoint", str(ckpt), *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, cwd=ROOT, timeout=300)
+
+
+def test_one_output_line_per_input_line_whatever_the_input(good_checkpoint):
+    stdin = b"\n".join(NASTY_LINES)  # the last line has no newline
+    proc = run_cli(good_checkpoint, stdin, "--threads", "1")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    text = proc.stdout.decode("utf-8")  # valid UTF-8
+    assert text.endswith("\n") and text.count("\n") == len(NASTY_LINES)
+    lines = text.split("\n")[:-1]
+    assert text.splitlines() == lines  # no \r, U+2028, U+0085 ... inside an output line
+    assert lines[0] == lines[1] == ""  # empty and whitespace-only input
+    assert "line 4 has" in proc.stderr.decode() and "translated in pieces" in proc.stderr.decode()
+    assert "Traceback" not in proc.stderr.decode()
+
+
+def test_empty_input_gives_empty_output(good_checkpoint, capsysbinary, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert translate.main(["--checkpoint", str(good_checkpoint)]) == 0
+    assert capsysbinary.readouterr().out == b""
+
+
+def test_line_breaks_in_model_output_stay_inside_their_line(tmp_path, monkeypatch, capsysbinary):
+    """A raw-text model can emit \\r, U+2028 ... (byte pieces): they become spaces."""
+    path = make_checkpoint(tmp_path / "raw.pt", variant="raw")
+    _, pipeline, _ = translate.load_translator(path)
+    ids = pipeline.tokenizer.encode("a\u2028b\rc\x85d\ne\x1ef")
+    assert pipeline.decode_tgt(ids) == "a\u2028b\rc\x85d\ne\x1ef"
+    monkeypatch.setattr(translate, "translate_ids", lambda model, chunks, **kw: [ids] * len(chunks))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\ny\n")))
+    assert translate.main(["--checkpoint", str(path)]) == 0
+    assert capsysbinary.readouterr().out == b"a b c d e f\na b c d e f\n"
+
+
+def test_corrupt_checkpoint_exits_non_zero_with_one_line(good_checkpoint, tmp_path):
+    bad = tmp_path / "final.pt"
+    data = bytearray(good_checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the tensor data, which torch.load alone accepts
+    bad.write_bytes(data)
+    proc = run_cli(bad, b"a dog .\n")
+    assert proc.returncode != 0 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        f"error: {bad}: corrupt checkpoint (SHA-256 mismatch)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"src_vocab": 300, "tgt_vocab": 300, "share_embeddings": False},
+         "vocabulary mismatch: the model expects 300/300 ids, its subword model has 320"),
+        ("fingerprint", "does not match its recorded fingerprint"),
+        ({"model": {}}, "unusable checkpoint (Error(s) in loading state_dict"),
+        ({"pipeline": "not a dict"}, "unusable checkpoint"),
+        ({"run_config": {"eval": {"beam": 4}}}, "unknown key 'eval.beam'"),
+    ],
+    ids=["vocab-sizes", "fingerprint", "weights", "pipeline", "run-config"],
+)
+def test_unusable_checkpoint_gives_one_line_error(tmp_path, capsys, changes, message):
+    if changes == "fingerprint":
+        state = checkpoint.load(make_checkpoint(tmp_path / "good.pt"))
+        changes = {"pipeline": {**state["pipeline"], "fingerprint": "0" * 64}}
+    if "src_vocab" in changes:  # weights that fit the (wrong) config: only the vocab check fails
+        cfg = TransformerConfig(src_vocab=300, tgt_vocab=300, d_model=16, n_heads=2, d_ff=32,
+                                n_enc_layers=1, n_dec_layers=1, max_len=64)
+        changes["model"] = GraphTransformer(cfg).state_dict()
+    path = make_checkpoint(tmp_path / "final.pt", **changes)
+    assert translate.main(["--checkpoint", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {path}: ")
+    assert message in err
+
+
+def test_missing_checkpoint_file(tmp_path, capsys):
+    assert translate.main(["--checkpoint", str(tmp_path / "nope.pt")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.pt'}: no such checkpoint file\n"
