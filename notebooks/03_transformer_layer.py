@@ -223,7 +223,7 @@ assert torch.allclose(mha(g, x), lib_out, atol=1e-5)
 #   usually $4d$.
 #
 # The project uses the *pre-norm* arrangement (normalise before each sub-layer), which trains
-# more stably than the original post-norm one:
+# more stably than the original post-norm one (Xiong et al., 2020):
 # $$x \leftarrow x + \text{MHA}(\text{LN}_1(x)), \qquad
 #   x \leftarrow x + \text{FFN}(\text{LN}_2(x)).$$
 

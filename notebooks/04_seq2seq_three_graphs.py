@@ -401,11 +401,15 @@ for step, (live, survivors, ended) in enumerate(trace):
 assert torch.equal(beam_out, demo_src.flip(0))
 
 # %% [markdown]
-# The trained model is confident, so the best hypothesis is far ahead of the others; beam
-# search changes the output when the model hesitates (lesson 5). Our plain version and the
-# library's batched, cached beam search agree on every held-out string:
+# The trained model is confident: the output's score is far ahead of every other finished
+# hypothesis, so here beam search returns the greedy output. It changes the output when the
+# model hesitates (lesson 5). Our plain version and the library's batched, cached beam search
+# agree on every held-out string:
 
 # %%
+final_scores = sorted((p for _, _, ended in trace for p, _ in ended), reverse=True)
+assert final_scores[0] - final_scores[1] > 1
+assert torch.equal(beam_out, greedy(model, [demo_src])[0])
 library_beam = beam_search(model, test_src[:40], beam_size=4, max_len=cfg.max_len)
 assert all(torch.equal(beam_search_one(model, s, k=4), b)
            for s, b in zip(test_src[:40], library_beam, strict=True))

@@ -449,7 +449,8 @@ plt.show()
 
 assert invisible / total_yes > 0.5
 assert accuracy["complete"] >= 0.9
-assert accuracy["window (w=2)"] < 0.75
+majority = max(gold.float().mean(), 1 - gold.float().mean()).item()
+assert accuracy["window (w=2)"] < majority + 0.1  # barely better than a constant answer
 assert accuracy["hierarchical (w=2)"] >= accuracy["window (w=2)"] + (0.08 if QUICK else 0.15)
 
 # %% [markdown]
