@@ -225,10 +225,9 @@ def beam_search(
     history = torch.full((len(src), 1), BOS, dtype=torch.int64)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in src]
     for _ in range(steps):
-        logits = state.step(model, history[:, -1])
+        logp = torch.log_softmax(state.step(model, history[:, -1]), -1)
         # a source's best 2k candidates are among its hypotheses' own best 2k continuations
-        top_logits, top_tok = logits.topk(min(2 * k, logits.shape[1]), -1)
-        top_logp = top_logits - logits.logsumexp(-1, keepdim=True)
+        top_logp, top_tok = logp.topk(min(2 * k, logp.shape[1]), -1)
         width = top_tok.shape[1]
         cand = scores[:, None] + top_logp.cpu().double()
         tok_of = top_tok.cpu().tolist()

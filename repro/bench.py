@@ -17,7 +17,9 @@ c. decoding test2016 (greedy and beam 4, the repro's decoding settings) with the
    batch of sources;
 d. one long sequence (child process ``repro.bench_long``): time and peak memory of complete
    graph, window graph and dense attention;
-e. achieved GFLOP/s of a training step against torch matmuls of the step's own shapes.
+e. achieved GFLOP/s of a training step against torch matmuls of the step's own shapes;
+f. graph and dense throughput with OpenMP's idle threads spinning or sleeping (child
+   processes ``repro.bench_threads``, since the policy is fixed when OpenMP starts).
 
 Multi30k comes from ``$MULTI30K_DIR``, the config's data root or ``../shared/data/multi30k``;
 without it, synthetic batches with Multi30k's length distribution are used (and said so).
@@ -27,9 +29,10 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning. On a machine shared with other processes,
-# spinning threads steal the cores that the busy ones need (see BENCHMARKS.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if __name__ == "__main__":  # before torch loads OpenMP, and only when run, not imported
+    # Idle OpenMP threads sleep instead of spinning. On a machine shared with other processes,
+    # spinning threads steal the cores that the busy ones need (see BENCHMARKS.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -74,6 +77,7 @@ MODELS: dict[str, type[GraphTransformer] | type[DenseTransformer]] = {
 LARGE = {"d_model": 512, "n_heads": 8, "d_ff": 2048, "n_enc_layers": 6, "n_dec_layers": 6}
 LONG_LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 WINDOW = 16  # window graph: 33 neighbours per token
+WARMUP_PAIRS = 32
 #: Multi30k training split, lc_tok 8k BPE: subword lengths (mean, sd) of source and target,
 #: used only to draw synthetic batches when the data is absent.
 SYNTHETIC_LENGTHS = {"src": (14.1, 4.7), "tgt": (14.5, 5.3)}
@@ -213,12 +217,13 @@ def batch_stats(src: list[Tensor], tgt: list[Tensor]) -> dict[str, int]:
             "dense_positions": len(s) * (max(s) + max(t))}
 
 
-def bench_training(
-    cfg: RunConfig, corpus: Corpus, size: str, warmup: int, repeats: int
-) -> dict[str, Any]:
-    """Throughput of every model on the same batches, bucketed and random."""
+def bench_training(cfg: RunConfig, corpus: Corpus, size: str, repeats: int) -> dict[str, Any]:
+    """Throughput of every model on the same ``repeats`` batches, bucketed and random, after
+    one warm-up step each on a few pairs (first-call work: optimizer state, DGL's set-up)."""
     model_cfg = model_config(cfg, size)
     models = make_models(model_cfg, list(MODELS))
+    for model, opt in models.values():
+        train_step(model, opt, corpus.src[:WARMUP_PAIRS], corpus.tgt[:WARMUP_PAIRS], cfg)
     lens_s = [len(s) for s in corpus.src]
     lens_t = [len(t) + 1 for t in corpus.tgt]
     out: dict[str, Any] = {"model": model_cfg.to_dict(), "max_tokens": cfg.train.max_tokens}
@@ -226,7 +231,7 @@ def bench_training(
         batches = make_batches(lens_s, lens_t, cfg.train.max_tokens, shuffle=True,
                                seed=cfg.train.seed, bucketed=batching == "bucketed")
         rows = []
-        for i, batch in enumerate(batches[: warmup + repeats]):
+        for i, batch in enumerate(batches[:repeats]):
             src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
             names = list(models)
             names = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
@@ -234,7 +239,7 @@ def bench_training(
             rows.append({**batch_stats(src, tgt), "seconds": seconds})
             log(f"train {size} {batching} batch {i}: "
                 + ", ".join(f"{n} {s:.2f}s" for n, s in seconds.items()))
-        out[batching] = summarise_training(rows[warmup:])
+        out[batching] = summarise_training(rows)
     return out
 
 
@@ -340,13 +345,12 @@ def decoding_model(
     the config's model for ``train_steps`` updates here.
     """
     run_dir = Path(cfg.train.out_dir)
-    candidates = [checkpoint] if checkpoint else [run_dir / n for n in
-                                                   ("final.pt", "last.pt", "prev.pt")]
-    for path in candidates:
-        if path.is_file() and corpus.root is not None:
-            model, pipeline, _ = load_translator(path)
-            test_src, _ = pipeline.read(corpus.root, "test_2016_flickr")
-            return model, [pipeline.encode(s) for s in test_src], f"checkpoint {path}"
+    found = [p for p in (run_dir / n for n in ("final.pt", "last.pt", "prev.pt")) if p.is_file()]
+    path = checkpoint or next(iter(found), None)
+    if path is not None and corpus.root is not None:
+        model, pipeline, _ = load_translator(path)
+        test_src, _ = pipeline.read(corpus.root, "test_2016_flickr")
+        return model, [pipeline.encode(s) for s in test_src], f"checkpoint {path}"
     model = brief_training(cfg, corpus, train_steps)
     return model, corpus.test, f"trained here for {train_steps} steps ({corpus.source})"
 
@@ -394,9 +398,13 @@ def bench_decoding(
     decoders = {"greedy": partial(greedy, model, batch, max_len),
                 "beam4": partial(beam_search, model, batch, 4, max_len, e.length_penalty)}
     for name, decode in decoders.items():
-        (fast, a), (slow, b) = (timed(decode, incremental=inc) for inc in (True, False))
+        # incremental before and after naive, so a drift in the machine's load averages out
+        (before, a), (slow, b), (after, _) = (
+            timed(decode, incremental=inc) for inc in (True, False, True))
+        fast = (before + after) / 2
         compare[name] = {
             "incremental_seconds": round(fast, 2), "naive_seconds": round(slow, 2),
+            "incremental_runs": [round(before, 2), round(after, 2)],
             "incremental_over_naive": round(slow / fast, 2),
             "same_output_fraction": round(
                 float(np.mean([torch.equal(x, y) for x, y in zip(a, b, strict=True)])), 3),
@@ -415,8 +423,21 @@ def bench_long(heads: int, head_dim: int, lengths: Sequence[int]) -> dict[str, A
     cmd = [sys.executable, "-m", "repro.bench_long", "--lengths", *map(str, lengths),
            "--heads", str(heads), "--head-dim", str(head_dim), "--window", str(WINDOW)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return {"heads": heads, "head_dim": head_dim, "window_size": WINDOW,
-            "mode": "forward only, no autograd", **json.loads(done.stdout)}
+    out = {"heads": heads, "head_dim": head_dim, "window_size": WINDOW,
+           "mode": "forward only, no autograd", **json.loads(done.stdout)}
+    top = str(max(lengths))
+    at = {kind: out[kind][top] for kind in ("complete", "window", "dense", "dense_materialised")}
+    out["ratios_at_longest"] = {
+        "length": int(top),
+        "dense_over_window_speed": round(at["dense"]["ms"] / at["window"]["ms"], 2),
+        "complete_over_window_speed": round(at["complete"]["ms"] / at["window"]["ms"], 2),
+        "dense_over_window_memory": round(at["dense"]["peak_mib"] / at["window"]["peak_mib"], 2),
+        "dense_materialised_over_window_memory": round(
+            at["dense_materialised"]["peak_mib"] / at["window"]["peak_mib"], 2),
+        "complete_over_window_memory": round(
+            at["complete"]["peak_mib"] / at["window"]["peak_mib"], 2),
+    }
+    return out
 
 
 # -- e. achieved GFLOP/s ---------------------------------------------------------------------
@@ -487,6 +508,34 @@ def _matmul_seconds(m: int, k: int, n: int, repeats: int) -> float:
     return median([timed(torch.mm, a, b)[0] for _ in range(repeats)])
 
 
+# -- f. OpenMP wait policy ------------------------------------------------------------------
+
+
+def bench_wait_policy(config: str, overrides: list[str], rounds: int) -> dict[str, Any]:
+    """Graph and dense throughput with idle OpenMP threads spinning (ACTIVE) or sleeping
+    (PASSIVE): one child process each (``repro.bench_threads``), alternating."""
+    runs = []
+    for _ in range(rounds):
+        for policy in ("ACTIVE", "PASSIVE"):
+            cmd = [sys.executable, "-m", "repro.bench_threads", "--config", config,
+                   "--set", *overrides]
+            env = {**os.environ, "OMP_WAIT_POLICY": policy}
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            runs.append(json.loads(done.stdout))
+            log(f"wait policy {policy}: {runs[-1]['tgt_tokens_per_s']}")
+    models = ("graph", "dense")
+    per_policy = {
+        policy: {n: round(median([r["tgt_tokens_per_s"][n] for r in runs
+                                  if r["omp_wait_policy"] == policy]), 1) for n in models}
+        for policy in ("ACTIVE", "PASSIVE")
+    }
+    return {
+        "runs": runs, "tgt_tokens_per_s": per_policy,
+        "passive_over_active": {n: round(per_policy["PASSIVE"][n] / per_policy["ACTIVE"][n], 2)
+                                for n in models},
+    }
+
+
 # -- summary and main ------------------------------------------------------------------------
 
 
@@ -495,18 +544,15 @@ def summarise(results: dict[str, Any]) -> dict[str, float]:
     the long-sequence ones at the longest length measured."""
     train = results["train"]["default"]
     decode = results["decoding"]
-    long = results["long"]
-    top = str(max(int(n) for n in long["window"]))
+    long = results["long"]["ratios_at_longest"]
     return {
         "train_graph_over_dense_random": train["random"]["graph_over"]["dense"],
         "train_graph_over_dense_bucketed": train["bucketed"]["graph_over"]["dense"],
         "train_graph_over_udf": train["bucketed"]["graph_over"]["udf"],
         "beam4_incremental_over_naive": decode["cache_vs_naive"]["beam4"]["incremental_over_naive"],
         "test2016_beam4_seconds": decode["beam4"]["seconds"],
-        "len4096_window_over_dense_speed": round(
-            long["dense"][top]["ms"] / long["window"][top]["ms"], 2),
-        "len4096_dense_over_window_memory": round(
-            long["dense"][top]["peak_mib"] / long["window"][top]["peak_mib"], 2),
+        "len4096_window_over_dense_speed": long["dense_over_window_speed"],
+        "len4096_dense_over_window_memory": long["dense_over_window_memory"],
     }
 
 
@@ -525,15 +571,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="config overrides, as for repro.run")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="model for the decoding part (default: the config's run)")
-    parser.add_argument("--train-steps", type=int, default=120,
+    parser.add_argument("--train-steps", type=int, default=100,
                         help="updates to train a decoding model when no checkpoint exists")
     parser.add_argument("--repeats", type=int, default=4,
                         help="measured batches per batching at the default size")
     parser.add_argument("--large-repeats", type=int, default=2)
     parser.add_argument("--long-lengths", type=int, nargs="+", default=list(LONG_LENGTHS))
+    parser.add_argument("--policy-rounds", type=int, default=2,
+                        help="ACTIVE/PASSIVE pairs of the OpenMP wait-policy probe (0: skip)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite bench.png and BENCHMARKS.md from bench.json")
     args = parser.parse_args(argv)
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
     json_path = RESULTS / "bench.json"
     if args.report_only:
         results = json.loads(json_path.read_text(encoding="utf-8"))
@@ -556,8 +606,8 @@ def main(argv: list[str] | None = None) -> int:
                        "test_sentences": len(corpus.test)}
     log(f"data: {corpus.source}, {len(corpus.src)} training pairs")
     results["train"] = {
-        "default": bench_training(cfg, corpus, "default", 1, args.repeats),
-        "large": bench_training(cfg, corpus, "large", 1, args.large_repeats),
+        "default": bench_training(cfg, corpus, "default", args.repeats),
+        "large": bench_training(cfg, corpus, "large", args.large_repeats),
     }
     results["kernels"] = bench_kernels(cfg, corpus, 5)
     results["flops"] = bench_flops(cfg, corpus, 3)
@@ -565,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     results["decoding"] = {"model": what, **bench_decoding(cfg, model, test)}
     model_cfg = model_config(cfg, "default")
     results["long"] = bench_long(model_cfg.n_heads, model_cfg.head_dim, args.long_lengths)
+    if args.policy_rounds:
+        results["wait_policy"] = bench_wait_policy(args.config, args.set, args.policy_rounds)
     results["summary"] = summarise(results)
     results["targets"] = targets_met(results["summary"])
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -25,7 +25,8 @@ METHOD = """\
   budget `train.max_tokens` of the config; *bucketed* = length-sorted buckets as in training,
   *random* = random pairs). On each batch the three models take one training step in turn
   (forward, label-smoothed loss, backward, gradient clipping, Adam), the order rotating from
-  batch to batch, after one warm-up batch. Throughput is target tokens (with EOS) per second,
+  batch to batch, after one warm-up step each on a few pairs (optimizer state, first-call
+  set-up). Throughput is target tokens (with EOS) per second,
   the median over batches; a ratio is the median of the per-batch ratios, so a change in the
   machine's load between batches cancels out. The three models start from identical weights.
 * **Models.** `graph` is `GraphTransformer` (packed batches, no padding, DGL built-in kernels
@@ -47,7 +48,8 @@ METHOD = """\
 * **Decoding** translates test2016 (source side) with `dgl_transformer.evaluate.translate_ids`,
   the repro's decoding path and settings (length-sorted batches, `max_len = a * longest + b`,
   GNMT length penalty), with the incremental cache. The cache is then compared with naive
-  decoding on the middle batch of that batching: naive re-runs the whole decoder over every
+  decoding on the middle batch of that batching (the incremental time is the mean of a run
+  before and a run after the naive one): naive re-runs the whole decoder over every
   hypothesis' full prefix at every step (the encoder still runs once, and the output
   projection only on the last position), for greedy and for beam search alike. Both use the
   same beam-search code; the fraction of identical outputs is reported.
@@ -111,6 +113,8 @@ def markdown(r: dict[str, Any]) -> str:
     ])
     out += _training(r["train"]) + _kernels(r["kernels"]) + _flops(r["flops"])
     out += _decoding(r["decoding"]) + _long(r["long"])
+    if "wait_policy" in r:
+        out += _wait_policy(r["wait_policy"])
     out += ["## Anchors (not measured by this run)", ""]
     out += [f"* {a['value']} target tokens/s: {a['source']}" for a in r["anchors"].values()]
     return "\n".join(out + ["", METHOD])
@@ -192,7 +196,23 @@ def _long(g: dict[str, Any]) -> list[str]:
             extra = f" [{m['structure_mib']}]" if m["structure_mib"] else ""
             row.append(f"{m['ms']} ms, {m['peak_mib']} MiB{extra}")
         rows.append(row)
-    return out + _table(["length", *LONG_KINDS], rows)
+    r = g["ratios_at_longest"]
+    return out + _table(["length", *LONG_KINDS], rows) + [
+        f"At length {r['length']}, the window graph is {r['dense_over_window_speed']}x as fast "
+        f"as dense and {r['complete_over_window_speed']}x as fast as the complete graph; dense "
+        f"(SDPA) needs {r['dense_over_window_memory']}x its peak memory, dense materialised "
+        f"{r['dense_materialised_over_window_memory']}x and the complete graph "
+        f"{r['complete_over_window_memory']}x.", ""]
+
+
+def _wait_policy(w: dict[str, Any]) -> list[str]:
+    out = ["## OpenMP wait policy (target tokens/s, training)", "",
+           "Each run is its own process, ACTIVE and PASSIVE alternating; medians over "
+           f"{len(w['runs']) // 2} runs each, on the first bucketed batches.", ""]
+    rows = [[policy, *(w["tgt_tokens_per_s"][policy][n] for n in ("graph", "dense"))]
+            for policy in ("ACTIVE", "PASSIVE")]
+    rows.append(["PASSIVE / ACTIVE", *(w["passive_over_active"][n] for n in ("graph", "dense"))])
+    return out + _table(["OMP_WAIT_POLICY", "graph", "dense"], rows)
 
 
 def write_markdown(results: dict[str, Any], path: Path) -> None:

@@ -136,7 +136,10 @@ def test_markdown_renders_every_number_from_the_results():
                 n: {"incremental_seconds": 1.0, "naive_seconds": 5.5,
                     "incremental_over_naive": 5.5, "same_output_fraction": 1.0}
                 for n in ("greedy", "beam4")}}},
-        "long": {"heads": 4, "head_dim": 8, "window_size": 3, **{
+        "long": {"heads": 4, "head_dim": 8, "window_size": 3, "ratios_at_longest": {
+            "length": 64, "dense_over_window_speed": 3.5, "complete_over_window_speed": 1.5,
+            "dense_over_window_memory": 0.5, "dense_materialised_over_window_memory": 2.5,
+            "complete_over_window_memory": 4.5}, **{
             k: {"64": long_one} for k in ("complete", "window", "dense", "dense_materialised")}},
         "anchors": {"a": {"value": 406, "source": "elsewhere"}},
     }
