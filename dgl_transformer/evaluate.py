@@ -64,7 +64,7 @@ def bleu_scores(
     runs = (
         ("bleu_cased", sacrebleu.BLEU(), hyps_plain, refs_raw),
         ("bleu_lc", sacrebleu.BLEU(lowercase=True), hyps_plain, refs_raw),
-        ("bleu_tok_lc", sacrebleu.BLEU(tokenize="none"), hyps_tok, refs_tok),
+        ("bleu_tok_lc", sacrebleu.BLEU(tokenize="none", force=True), hyps_tok, refs_tok),
     )
     scores: dict[str, float | str] = {}
     for key, metric, hyps, refs in runs:
@@ -76,4 +76,4 @@ def bleu_scores(
 def bleu_tok_lc(hyps_plain: Sequence[str], refs_tok: Sequence[str], tgt_lang: str) -> float:
     """BLEU against official lowercased tokenised references (see the module docstring)."""
     hyps_tok = [preprocess(h, tgt_lang) for h in hyps_plain]
-    return _score(sacrebleu.BLEU(tokenize="none"), hyps_tok, refs_tok)
+    return _score(sacrebleu.BLEU(tokenize="none", force=True), hyps_tok, refs_tok)

@@ -348,6 +348,7 @@ class Trainer:
             self.save()
         if self.rank == 0:
             self.finish()
+        _barrier()  # ranks leave together: one exiting while rank 0 still validates can abort
 
     def train_epoch(self, bar: tqdm) -> None:
         """The rest of the current epoch, up to the step or time limit."""

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dgl_transformer import GraphTransformer
@@ -12,7 +13,16 @@ def test_make_task_targets():
     assert all(3 <= len(s) <= 8 for s in src)
 
 
-def test_reverse_task_learned_to_99_percent_on_held_out_strings():
+@pytest.fixture
+def one_thread():
+    """One thread fixes the float summation order, hence the training trajectory."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_reverse_task_learned_to_99_percent_on_held_out_strings(one_thread):
     torch.manual_seed(0)
     train_src, train_tgt = make_task("reverse", 5000, 3, 12, seed=1)
     test_src, test_tgt = make_task("reverse", 500, 3, 12, seed=2)
