@@ -567,7 +567,7 @@ def targets_met(summary: dict[str, float]) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.bench", description=__doc__)
     parser.add_argument("--config", default="repro/configs/default.yaml")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="config overrides, as for repro.run")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="model for the decoding part (default: the config's run)")

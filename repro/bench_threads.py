@@ -26,7 +26,7 @@ from . import bench
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.bench_threads", description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     parser.add_argument("--batches", type=int, default=1)
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.set)

@@ -97,7 +97,7 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.run", description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
         return run(args.config, args.set)
