@@ -67,12 +67,14 @@ from dgl_transformer.translate import load_translator  # noqa: E402
 
 from .bench_kernels import UdfGraphTransformer, frames_attention, udf_attention  # noqa: E402
 from .bench_report import write_markdown, write_plot  # noqa: E402
+from .bench_tutorial import TutorialStyleTransformer  # noqa: E402
 from .run import git_commit, machine  # noqa: E402
 
 RESULTS = Path("repro/results")
 MARKDOWN = Path("BENCHMARKS.md")
 MODELS: dict[str, type[GraphTransformer] | type[DenseTransformer]] = {
-    "graph": GraphTransformer, "dense": DenseTransformer, "udf": UdfGraphTransformer,
+    "graph": GraphTransformer, "dense": DenseTransformer, "udf": TutorialStyleTransformer,
+    "udf_kernel": UdfGraphTransformer,
 }
 LARGE = {"d_model": 512, "n_heads": 8, "d_ff": 2048, "n_enc_layers": 6, "n_dec_layers": 6}
 LONG_LENGTHS = (128, 256, 512, 1024, 2048, 4096)

@@ -51,6 +51,16 @@ def write_samples(name: str, samples: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def wall_time(result: dict) -> str:
+    """Wall time of the run; a resumed run adds the training time spent before it resumed."""
+    text = f"{result['wall_seconds'] / 60:.1f} min"
+    before = result.get("resumed_from")
+    if before:
+        text += (f" + {before['train_seconds'] / 60:.1f} min of training before resuming at "
+                 f"step {before['step']}")
+    return text
+
+
 def results_table(results_dir: Path) -> str:
     rows = ["| system | test_2016_flickr BLEU (tok, lc) | sacreBLEU cased | sacreBLEU lc |"
             " wall time | source |", "|---|---|---|---|---|---|"]
@@ -66,8 +76,7 @@ def results_table(results_dir: Path) -> str:
                  f"d={m['d_model']}, beam {r['config']['eval']['beam_size']}, "
                  f"{r['threads']} CPU threads)")
         rows.append(f"| {label} | **{s['bleu_tok_lc']:.2f}** | {s['bleu_cased']:.2f} | "
-                    f"{s['bleu_lc']:.2f} | {r['wall_seconds'] / 60:.1f} min | "
-                    f"`{path.as_posix()}` |")
+                    f"{s['bleu_lc']:.2f} | {wall_time(r)} | `{path.as_posix()}` |")
     return "\n".join(rows)
 
 

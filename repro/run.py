@@ -58,13 +58,25 @@ def machine() -> dict[str, object]:
             "dgl": dgl.__version__}
 
 
-def train(config: str, overrides: list[str], out_dir: Path) -> None:
+def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
+    """Train (resuming from ``out_dir``'s checkpoint if it has one) unless ``final.pt`` exists.
+
+    Returns where a resumed run started: its step and the training seconds already spent,
+    which this invocation's wall time does not include; None for a run from scratch.
+    """
+    if (out_dir / "final.pt").exists():
+        return None
     cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config]
     cmd += ["--set", *overrides] if overrides else []
-    if checkpoint.has_checkpoint(out_dir):
+    resumed = None
+    latest = checkpoint.load_latest(out_dir)
+    if latest is not None:
+        path, state = latest
+        resumed = {"checkpoint": path.as_posix(), "step": state["step"],
+                   "train_seconds": round(state["elapsed"], 1)}
         cmd.append("--resume")
-    if not (out_dir / "final.pt").exists():
-        subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True)
+    return resumed
 
 
 def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
@@ -114,7 +126,7 @@ def run(config: str, overrides: list[str]) -> int:
     cfg = load_config(config, overrides)
     root, out_dir = Path(cfg.data.root), Path(cfg.train.out_dir)
     fetch(root, langs=(cfg.data.src_lang, cfg.data.tgt_lang))
-    train(config, overrides, out_dir)
+    resumed = train(config, overrides, out_dir)
     final = out_dir / "final.pt"
     scores, samples = evaluate(final, root, cfg.train.threads)
     state = checkpoint.load(final)
@@ -125,6 +137,7 @@ def run(config: str, overrides: list[str]) -> int:
         "val_candidates": state["candidates"], "train_seconds": round(state["train_seconds"], 1),
         "train_steps": state["steps"], "epochs": len(state["history"]),
         "stopped_early": state["stopped"], "wall_seconds": round(time.time() - started, 1),
+        "resumed_from": resumed,
         "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
         "config": cfg.to_dict(), "history": state["history"],
     }

@@ -12,6 +12,7 @@ from repro.bench import attention_flops, summarise_training, targets_met
 from repro.bench_kernels import UdfGraphTransformer, frames_attention, udf_attention
 from repro.bench_long import measure
 from repro.bench_report import markdown
+from repro.bench_tutorial import TutorialStyleTransformer, batch_graph
 
 SRC, TGT = [3, 1, 7, 12], [5, 2, 1, 9]
 GRAPHS = {
@@ -52,6 +53,36 @@ def test_udf_model_equals_graph_model():
     src = [torch.randint(4, 40, (n,)) for n in SRC]
     tgt = [torch.randint(4, 40, (n,)) for n in TGT]
     assert torch.allclose(graph_model(src, tgt), udf_model(src, tgt), atol=1e-4)
+
+
+def test_tutorial_style_model_equals_graph_model():
+    """Same logits and the same gradient for every parameter, so the bench compares data flows."""
+    cfg = small_config(share_embeddings=False)
+    torch.manual_seed(0)
+    graph_model = GraphTransformer(cfg)
+    tutorial = TutorialStyleTransformer(cfg)
+    tutorial.load_state_dict(graph_model.state_dict())
+    src = [torch.randint(4, 40, (n,)) for n in SRC]
+    tgt = [torch.randint(4, 40, (n,)) for n in TGT]
+    ref, out = graph_model(src, tgt), tutorial(src, tgt)
+    assert torch.allclose(ref, out, atol=1e-5)
+    (ref**2).sum().backward()
+    (out**2).sum().backward()
+    named = dict(tutorial.named_parameters())
+    for name, p in graph_model.named_parameters():
+        assert torch.allclose(p.grad, named[name].grad, atol=1e-4), name
+
+
+def test_tutorial_batch_graph_holds_the_three_edge_sets():
+    g, eids, enc, dec = batch_graph(torch.tensor(SRC), torch.tensor(TGT))
+    assert g.num_nodes() == sum(SRC) + sum(TGT) and enc.tolist() == list(range(sum(SRC)))
+    sizes = {"enc": sum(n * n for n in SRC), "dec": sum(n * (n + 1) // 2 for n in TGT),
+             "cross": sum(s * t for s, t in zip(SRC, TGT, strict=True))}
+    assert {k: len(v) for k, v in eids.items()} == sizes
+    u, v = g.find_edges(eids["cross"])
+    assert bool((u < sum(SRC)).all()) and bool((v >= sum(SRC)).all())
+    u, v = g.find_edges(eids["dec"])
+    assert bool((u <= v).all()) and bool((u >= sum(SRC)).all())
 
 
 def test_naive_beam_search_equals_cached():
@@ -106,8 +137,10 @@ def test_long_sequence_measure_runs(kind):
 
 
 def test_markdown_renders_every_number_from_the_results():
-    train_part = {"batches": [{}], "tgt_tokens_per_s": {"graph": 11.5, "dense": 12.5, "udf": 13.5},
-                  "graph_over": {"dense": 1.25, "udf": 3.25}, "dense_padding_fraction": 0.125}
+    train_part = {"batches": [{}], "tgt_tokens_per_s": {"graph": 11.5, "dense": 12.5, "udf": 13.5,
+                                                        "udf_kernel": 14.5},
+                  "graph_over": {"dense": 1.25, "udf": 3.25, "udf_kernel": 2.75},
+                  "dense_padding_fraction": 0.125}
     model = small_config().to_dict()
     long_one = {"ms": 7.5, "peak_mib": 8.5, "structure_mib": 0.0}
     results = {
@@ -146,3 +179,11 @@ def test_markdown_renders_every_number_from_the_results():
     page = markdown(results)
     for number in ("3.25", "11.5", "99.5", "7.5 ms, 8.5 MiB", "9.5", "5.5", "406"):
         assert number in page
+    assert "Targets not met" not in page  # every target met in this result
+
+    results["targets"] = {k: {"target": ">= 10", "met": False}
+                          for k in ("train_graph_over_udf", "len4096_dense_over_window_memory")}
+    page = markdown(results)
+    assert "Targets not met" in page
+    # headroom 8.5 / 6.0 = 1.42; bound 3.25 * 1.42 = 4.60; output 64 x 4 x 8 floats = 0.0 MiB
+    assert "only 1.42x faster" in page and "about 4.60" in page and "64 the dense path" in page

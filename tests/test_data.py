@@ -1,11 +1,11 @@
 """Fetching, verifying and reading Multi30k (uses the local mirror, never the network)."""
 
 import gzip
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
 from dgl_transformer.data import (
     CORE_SPLITS,
@@ -20,12 +20,7 @@ from dgl_transformer.data import (
     read_split,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-MIRROR = Path(os.environ.get("MULTI30K_DIR") or ROOT.parent / "shared" / "data" / "multi30k")
-pytestmark = pytest.mark.skipif(
-    not MIRROR.is_dir() and "MULTI30K_DIR" not in os.environ,
-    reason=f"no Multi30k mirror at {MIRROR}; set MULTI30K_DIR",
-)
+pytestmark = NEEDS_MIRROR
 EN_DE = ("en", "de")
 UNVERIFIED_OK = pytest.mark.filterwarnings("ignore:.*UNVERIFIED")
 

@@ -1,11 +1,10 @@
 """The subword model and the raw / lc_tok text pipelines, on the real Multi30k training data."""
 
 import io
-import os
-from pathlib import Path
 
 import pytest
 import sentencepiece as spm
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
 import dgl_transformer.text as text
 from dgl_transformer.data import DataError, read_split
@@ -18,12 +17,7 @@ from dgl_transformer.text import (
 )
 from dgl_transformer.tokens import BOS, EOS, NUM_SPECIALS, PAD, SPECIALS, UNK
 
-ROOT = Path(__file__).resolve().parent.parent
-MIRROR = Path(os.environ.get("MULTI30K_DIR") or ROOT.parent / "shared" / "data" / "multi30k")
-pytestmark = pytest.mark.skipif(
-    not MIRROR.is_dir() and "MULTI30K_DIR" not in os.environ,
-    reason=f"no Multi30k mirror at {MIRROR}; set MULTI30K_DIR",
-)
+pytestmark = NEEDS_MIRROR
 VOCAB = 8000
 UNSEEN = "Ein Hund 🐕 läuft — 狗在跑 \x00\x07 \u2028 ok"
 

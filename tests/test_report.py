@@ -1,0 +1,44 @@
+"""The repro's results table and resume accounting (no training: the trainer is stubbed)."""
+
+import json
+import subprocess
+
+from dgl_transformer import checkpoint
+from repro import run
+from repro.report import results_table
+
+
+def result(name: str, bleu: float, wall: float, resumed: dict | None) -> dict:
+    return {
+        "name": name, "threads": 2, "wall_seconds": wall, "resumed_from": resumed,
+        "scores": {"test_2016_flickr": {"bleu_tok_lc": bleu, "bleu_cased": 1.5, "bleu_lc": 2.5}},
+        "config": {"model": {"n_enc_layers": 3, "n_dec_layers": 3, "d_model": 256},
+                   "eval": {"beam_size": 4}},
+    }
+
+
+def test_table_rows_come_from_result_files(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(result("a", 36.789, 3000, None)))
+    resumed = {"checkpoint": "runs/a/last.pt", "step": 2000, "train_seconds": 3240.0}
+    (tmp_path / "b.json").write_text(json.dumps(result("b", 38.123, 4200, resumed)))
+    (tmp_path / "bench.json").write_text(json.dumps({"summary": {}}))  # not a repro result
+    rows = results_table(tmp_path).splitlines()
+    ours = [r for r in rows if "ours" in r]
+    assert len(ours) == 2
+    assert "**36.79**" in ours[0] and "| 50.0 min |" in ours[0]
+    assert "**38.12**" in ours[1]
+    assert "70.0 min + 54.0 min of training before resuming at step 2000" in ours[1]
+
+
+def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    assert run.train("c.yaml", [], tmp_path) is None  # from scratch
+    assert "--resume" not in calls[-1]
+    checkpoint.rotate_and_save({"step": 7, "elapsed": 12.34}, tmp_path)
+    resumed = run.train("c.yaml", ["train.seed=2"], tmp_path)
+    assert resumed == {"checkpoint": (tmp_path / "last.pt").as_posix(), "step": 7,
+                       "train_seconds": 12.3}
+    assert calls[-1][-3:] == ["--set", "train.seed=2", "--resume"]
+    (tmp_path / "final.pt").write_bytes(b"")
+    assert run.train("c.yaml", [], tmp_path) is None and len(calls) == 2  # finished: no training
