@@ -78,6 +78,7 @@ MODELS: dict[str, type[GraphTransformer] | type[DenseTransformer]] = {
 }
 LARGE = {"d_model": 512, "n_heads": 8, "d_ff": 2048, "n_enc_layers": 6, "n_dec_layers": 6}
 LONG_LENGTHS = (128, 256, 512, 1024, 2048, 4096)
+WAIT_POLICIES = ("ACTIVE", "PASSIVE", "default")  # "default": OMP_WAIT_POLICY unset
 WINDOW = 16  # window graph: 33 neighbours per token
 WARMUP_PAIRS = 32
 #: Multi30k training split, lc_tok 8k BPE: subword lengths (mean, sd) of source and target,
@@ -514,22 +515,24 @@ def _matmul_seconds(m: int, k: int, n: int, repeats: int) -> float:
 
 
 def bench_wait_policy(config: str, overrides: list[str], rounds: int) -> dict[str, Any]:
-    """Graph and dense throughput with idle OpenMP threads spinning (ACTIVE) or sleeping
-    (PASSIVE): one child process each (``repro.bench_threads``), alternating."""
+    """Graph and dense throughput with idle OpenMP threads spinning (ACTIVE), sleeping
+    (PASSIVE) or left to OpenMP's default (spin a while, then sleep): one child process each
+    (``repro.bench_threads``), in turn."""
     runs = []
+    cmd = [sys.executable, "-m", "repro.bench_threads", "--config", config]
+    cmd += ["--set", *overrides] if overrides else []
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     for _ in range(rounds):
-        for policy in ("ACTIVE", "PASSIVE"):
-            cmd = [sys.executable, "-m", "repro.bench_threads", "--config", config,
-                   "--set", *overrides]
-            env = {**os.environ, "OMP_WAIT_POLICY": policy}
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-            runs.append(json.loads(done.stdout))
+        for policy in WAIT_POLICIES:
+            policy_env = env if policy == "default" else {**env, "OMP_WAIT_POLICY": policy}
+            done = subprocess.run(cmd, env=policy_env, capture_output=True, text=True, check=True)
+            runs.append({**json.loads(done.stdout), "omp_wait_policy": policy})
             log(f"wait policy {policy}: {runs[-1]['tgt_tokens_per_s']}")
     models = ("graph", "dense")
     per_policy = {
         policy: {n: round(median([r["tgt_tokens_per_s"][n] for r in runs
                                   if r["omp_wait_policy"] == policy]), 1) for n in models}
-        for policy in ("ACTIVE", "PASSIVE")
+        for policy in WAIT_POLICIES
     }
     return {
         "runs": runs, "tgt_tokens_per_s": per_policy,

@@ -187,3 +187,32 @@ def test_markdown_renders_every_number_from_the_results():
     assert "Targets not met" in page
     # headroom 8.5 / 6.0 = 1.42; bound 3.25 * 1.42 = 4.60; output 64 x 4 x 8 floats = 0.0 MiB
     assert "only 1.42x faster" in page and "about 4.60" in page and "64 the dense path" in page
+
+
+def test_wait_policy_probe_runs_each_policy(monkeypatch):
+    """Children get the policy in their environment (none for "default"), and `--set` only
+    with overrides (argparse rejects an empty one)."""
+    import json
+    import subprocess
+    from types import SimpleNamespace
+
+    from repro.bench import bench_wait_policy
+
+    seen = []
+
+    def fake_run(cmd, env, capture_output, text, check):
+        seen.append((cmd, env.get("OMP_WAIT_POLICY")))
+        rate = {"ACTIVE": 1.0, "PASSIVE": 2.0, None: 4.0}[env.get("OMP_WAIT_POLICY")]
+        out = {"omp_wait_policy": env.get("OMP_WAIT_POLICY"),
+               "tgt_tokens_per_s": {"graph": rate, "dense": rate}}
+        return SimpleNamespace(stdout=json.dumps(out))
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    out = bench_wait_policy("c.yaml", [], 2)
+    assert [p for _, p in seen] == ["ACTIVE", "PASSIVE", None] * 2
+    assert all("--set" not in cmd for cmd, _ in seen)
+    assert out["tgt_tokens_per_s"]["default"] == {"graph": 4.0, "dense": 4.0}
+    assert out["passive_over_active"] == {"graph": 2.0, "dense": 2.0}
+    bench_wait_policy("c.yaml", ["train.seed=3"], 1)
+    assert seen[-1][0][-2:] == ["--set", "train.seed=3"]
