@@ -6,8 +6,8 @@ THREADS ?= 2
 CONFIG ?= repro/configs/default.yaml
 # Tests run with idle OpenMP threads sleeping instead of spinning: on a shared 2-core machine,
 # spinning threads of torch and DGL competing with other processes made steps up to 10x slower.
-# `make repro` keeps OpenMP's default, which is faster on a quiet machine; on a busy one run it
-# with OMP_WAIT_POLICY=PASSIVE. The bench measures both.
+# `make repro` keeps OpenMP's default; on a busy machine run it with OMP_WAIT_POLICY=PASSIVE.
+# `make bench` compares the policies.
 WAIT := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
 .PHONY: setup test unit lint notebooks data repro bench clean

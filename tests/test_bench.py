@@ -153,7 +153,7 @@ def test_markdown_renders_every_number_from_the_results():
         "train": {"default": {"model": model, "max_tokens": 600, "bucketed": train_part,
                               "random": train_part}},
         "kernels": {"heads": 4, "head_dim": 8, "sum_ms": {"graph (dgl.ops)": 1.0},
-                    "graph_over": {"graph (dgl.ops)": 1.0},
+                    "graph_over": {"graph (dgl.ops)": 1.0, "frames": 1.125, "udf": 1.375},
                     **{c: {"edges": 5, "ms": {"graph (dgl.ops)": 0.5}}
                        for c in ("encoder", "decoder", "cross")}},
         "flops": {"batch": {"sentences": 1, "src_tokens": 2, "tgt_tokens": 3},
@@ -180,13 +180,17 @@ def test_markdown_renders_every_number_from_the_results():
     for number in ("3.25", "11.5", "99.5", "7.5 ms, 8.5 MiB", "9.5", "5.5", "406"):
         assert number in page
     assert "Targets not met" not in page  # every target met in this result
+    assert "takes 1.375x the time of ours" in page and "`frames` takes 1.125x" in page
+    assert "take 2.75x (bucketed)" in page and "3.25x (bucketed)" in page
 
     results["targets"] = {k: {"target": ">= 10", "met": False}
-                          for k in ("train_graph_over_udf", "len4096_dense_over_window_memory")}
+                          for k in ("train_graph_over_udf", "len4096_dense_over_window_memory",
+                                    "beam4_incremental_over_naive")}
     page = markdown(results)
     assert "Targets not met" in page
     # headroom 8.5 / 6.0 = 1.42; bound 3.25 * 1.42 = 4.60; output 64 x 4 x 8 floats = 0.0 MiB
     assert "only 1.42x faster" in page and "about 4.60" in page and "64 the dense path" in page
+    assert "naive decoder takes 5.5 s and the cache 1.0 s" in page
 
 
 def test_wait_policy_probe_runs_each_policy(monkeypatch):
