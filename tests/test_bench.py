@@ -44,31 +44,22 @@ def test_kernels_equal_graph_attention(kernel, name):
         assert torch.allclose(g, r, atol=1e-5)
 
 
-def test_udf_model_equals_graph_model():
-    cfg = small_config()
-    torch.manual_seed(0)
-    graph_model = GraphTransformer(cfg)
-    udf_model = UdfGraphTransformer(cfg)
-    udf_model.load_state_dict(graph_model.state_dict())
-    src = [torch.randint(4, 40, (n,)) for n in SRC]
-    tgt = [torch.randint(4, 40, (n,)) for n in TGT]
-    assert torch.allclose(graph_model(src, tgt), udf_model(src, tgt), atol=1e-4)
-
-
-def test_tutorial_style_model_equals_graph_model():
-    """Same logits and the same gradient for every parameter, so the bench compares data flows."""
+@pytest.mark.parametrize("variant", [UdfGraphTransformer, TutorialStyleTransformer])
+def test_bench_variants_equal_graph_model(variant):
+    """Same logits and the same gradient for every parameter, so the bench compares only how
+    the same function is computed."""
     cfg = small_config(share_embeddings=False)
     torch.manual_seed(0)
     graph_model = GraphTransformer(cfg)
-    tutorial = TutorialStyleTransformer(cfg)
-    tutorial.load_state_dict(graph_model.state_dict())
+    other = variant(cfg)
+    other.load_state_dict(graph_model.state_dict())
     src = [torch.randint(4, 40, (n,)) for n in SRC]
     tgt = [torch.randint(4, 40, (n,)) for n in TGT]
-    ref, out = graph_model(src, tgt), tutorial(src, tgt)
+    ref, out = graph_model(src, tgt), other(src, tgt)
     assert torch.allclose(ref, out, atol=1e-5)
     (ref**2).sum().backward()
     (out**2).sum().backward()
-    named = dict(tutorial.named_parameters())
+    named = dict(other.named_parameters())
     for name, p in graph_model.named_parameters():
         assert torch.allclose(p.grad, named[name].grad, atol=1e-4), name
 
