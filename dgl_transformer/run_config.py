@@ -9,6 +9,7 @@ Python reads as a number (YAML 1.1 reads ``1e-3``, without a dot, as a string).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import typing
@@ -184,6 +185,17 @@ def _build(cls: type, values: Any, where: str, prefix: str) -> Any:
             if rule and not rule[0](kwargs[key]):
                 raise ConfigError(f"{where}: {prefix}{key} must be {rule[1]}, got {value!r}")
     return cls(**kwargs)
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE ...``, repeatable: every occurrence adds to ``args.set``."""
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. train.max_epochs=2")
+
+
+def overrides_args(overrides: list[str]) -> list[str]:
+    """The ``--set`` part of a child command line (nothing when there are no overrides)."""
+    return ["--set", *overrides] if overrides else []
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

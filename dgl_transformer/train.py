@@ -54,7 +54,7 @@ from .data import DataError, fetch, filter_pairs, read_split
 from .evaluate import bleu_tok_lc, translate_ids
 from .model import GraphTransformer
 from .objective import smoothed_and_nll, teacher_forcing
-from .run_config import ConfigError, RunConfig, load_config
+from .run_config import ConfigError, RunConfig, add_overrides_argument, load_config
 from .text import TextPipeline
 
 
@@ -469,8 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgl_transformer.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML run configuration")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override config values, e.g. train.max_epochs=2")
+    add_overrides_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = parser.parse_args(argv)
     try:

@@ -61,7 +61,12 @@ from dgl_transformer.data import DataError  # noqa: E402
 from dgl_transformer.decoding import beam_search, greedy  # noqa: E402
 from dgl_transformer.evaluate import translate_ids  # noqa: E402
 from dgl_transformer.objective import label_smoothed_loss, teacher_forcing  # noqa: E402
-from dgl_transformer.run_config import RunConfig, load_config  # noqa: E402
+from dgl_transformer.run_config import (  # noqa: E402
+    RunConfig,
+    add_overrides_argument,
+    load_config,
+    overrides_args,
+)
 from dgl_transformer.text import TextPipeline  # noqa: E402
 from dgl_transformer.translate import load_translator  # noqa: E402
 
@@ -519,8 +524,8 @@ def bench_wait_policy(config: str, overrides: list[str], rounds: int) -> dict[st
     (PASSIVE) or left to OpenMP's default (spin a while, then sleep): one child process each
     (``repro.bench_threads``), in turn."""
     runs = []
-    cmd = [sys.executable, "-m", "repro.bench_threads", "--config", config]
-    cmd += ["--set", *overrides] if overrides else []
+    cmd = [sys.executable, "-m", "repro.bench_threads", "--config", config,
+           *overrides_args(overrides)]
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     for _ in range(rounds):
         for policy in WAIT_POLICIES:
@@ -572,8 +577,7 @@ def targets_met(summary: dict[str, float]) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.bench", description=__doc__)
     parser.add_argument("--config", default="repro/configs/default.yaml")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="config overrides, as for repro.run")
+    add_overrides_argument(parser)
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="model for the decoding part (default: the config's run)")
     parser.add_argument("--train-steps", type=int, default=100,

@@ -18,7 +18,7 @@ import sys
 import torch
 
 from dgl_transformer.batching import make_batches
-from dgl_transformer.run_config import load_config
+from dgl_transformer.run_config import add_overrides_argument, load_config
 
 from . import bench
 
@@ -26,7 +26,7 @@ from . import bench
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.bench_threads", description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    add_overrides_argument(parser)
     parser.add_argument("--batches", type=int, default=1)
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.set)

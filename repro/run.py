@@ -28,7 +28,12 @@ from dgl_transformer import checkpoint
 from dgl_transformer.checkpoint import CheckpointError
 from dgl_transformer.data import DataError, available_test_sets, fetch, read_split
 from dgl_transformer.evaluate import bleu_scores, translate_ids
-from dgl_transformer.run_config import ConfigError, load_config
+from dgl_transformer.run_config import (
+    ConfigError,
+    add_overrides_argument,
+    load_config,
+    overrides_args,
+)
 from dgl_transformer.translate import load_translator
 
 from .report import plot_curves, update_readme, write_samples
@@ -66,8 +71,8 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     """
     if (out_dir / "final.pt").exists():
         return None
-    cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config]
-    cmd += ["--set", *overrides] if overrides else []
+    cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config,
+           *overrides_args(overrides)]
     resumed = None
     latest = checkpoint.load_latest(out_dir)
     if latest is not None:
@@ -109,7 +114,7 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.run", description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    add_overrides_argument(parser)
     args = parser.parse_args(argv)
     try:
         return run(args.config, args.set)

@@ -83,3 +83,18 @@ def test_train_main_wrong_type_is_one_line(tmp_path, capsys):
     path.write_text("train: {max_tokens: lots}\n")
     assert train.main(["--config", str(path)]) == 1
     assert capsys.readouterr().err == f"error: {path}: train.max_tokens must be int, got 'lots'\n"
+
+
+def test_repeated_set_options_accumulate():
+    """Every ``--set`` counts (argparse's default would keep only the last one), and a child
+    command gets no empty ``--set``, which argparse rejects."""
+    import argparse
+
+    from dgl_transformer.run_config import add_overrides_argument, overrides_args
+
+    parser = argparse.ArgumentParser()
+    add_overrides_argument(parser)
+    args = parser.parse_args(["--set", "train.seed=2", "--set", "train.lr=0.5", "data.max_len=9"])
+    assert args.set == ["train.seed=2", "train.lr=0.5", "data.max_len=9"]
+    assert parser.parse_args([]).set == [] and overrides_args([]) == []
+    assert overrides_args(args.set) == ["--set", *args.set]
