@@ -34,7 +34,7 @@ notebooks:
 	$(WAIT) OMP_NUM_THREADS=$(THREADS) $(PY) notebooks/run_notebooks.py
 
 data:
-	$(PY) -m dgl_transformer.data --dest data/multi30k
+	$(PY) -m dgl_transformer.mt.data --dest data/multi30k
 
 repro:
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.run --config $(CONFIG)

@@ -16,9 +16,9 @@ try:
 except Exception as err:  # DGL raises FileNotFoundError/OSError/ImportError depending on what broke
     raise ImportError(f"DGL failed to import ({type(err).__name__}: {err}). {_NEEDED}") from None
 
-from .config import TransformerConfig  # noqa: E402
-from .dense import DenseTransformer  # noqa: E402
-from .model import GraphTransformer  # noqa: E402
+from .nn.config import TransformerConfig  # noqa: E402
+from .nn.dense import DenseTransformer  # noqa: E402
+from .nn.model import GraphTransformer  # noqa: E402
 from .tokens import BOS, EOS, PAD, UNK  # noqa: E402
 
 __all__ = ["TransformerConfig", "GraphTransformer", "DenseTransformer", "PAD", "BOS", "EOS", "UNK"]

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .config import TransformerConfig
-from .model import GraphTransformer
-from .objective import label_smoothed_loss, teacher_forcing
+from .nn.config import TransformerConfig
+from .nn.model import GraphTransformer
 from .tokens import NUM_SPECIALS
+from .training import label_smoothed_loss, teacher_forcing
 
 TASKS = ("copy", "reverse", "sort")
 VOCAB = NUM_SPECIALS + 10

@@ -23,9 +23,9 @@
 # 1. build the complete graph of a sentence;
 # 2. write scaled dot-product, multi-head attention as message passing with DGL built-ins,
 #    and check it equals PyTorch's dense `F.scaled_dot_product_attention` and the project's
-#    `dgl_transformer.attention`;
+#    `dgl_transformer.nn.attention`;
 # 3. wrap it into a full encoder layer — LayerNorm, residual connections, a feed-forward
-#    network — and check it equals `dgl_transformer.layers.EncoderLayer`;
+#    network — and check it equals `dgl_transformer.nn.layers.EncoderLayer`;
 # 4. batch sentences of different lengths **without padding**, and see why a graph needs
 #    positional encodings;
 # 5. count what a complete graph costs: $n^2$ edges for $n$ words.
@@ -40,9 +40,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from dgl.nn.functional import edge_softmax
 
-from dgl_transformer import graphs
-from dgl_transformer.attention import MultiHeadAttention, graph_attention
-from dgl_transformer.layers import EncoderLayer, sinusoidal_positions
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import MultiHeadAttention, graph_attention
+from dgl_transformer.nn.layers import EncoderLayer, sinusoidal_positions
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # small tensors: one thread is fastest, and robust on a busy machine
@@ -52,7 +52,7 @@ torch.set_num_threads(1)  # small tensors: one thread is fastest, and robust on 
 #
 # Take the sentence "the cat sat on the mat". Each of its $n = 6$ tokens is a node. In
 # self-attention every token may look at every token, so there is an edge $j \to i$ for every
-# pair, including $i \to i$: $n^2 = 36$ edges. `dgl_transformer.graphs.complete_graph` builds
+# pair, including $i \to i$: $n^2 = 36$ edges. `dgl_transformer.nn.graphs.complete_graph` builds
 # it from a list of sentence lengths.
 
 # %%
@@ -152,7 +152,7 @@ assert torch.allclose(to_dense(o_graph), o_dense, atol=1e-6)
 A_dense = torch.softmax(to_dense(q) @ to_dense(k).transpose(-1, -2) / d_k**0.5, dim=-1)[0]
 assert torch.allclose(alpha.T, A_dense[:, dst, src], atol=1e-6)
 
-# and the project's implementation (dgl_transformer.attention) is this function
+# and the project's implementation (dgl_transformer.nn.attention) is this function
 o_lib, alpha_lib = graph_attention(g, q, k, v, return_weights=True)
 assert torch.allclose(o_lib, o_graph, atol=1e-6) and torch.allclose(alpha_lib, alpha, atol=1e-6)
 

@@ -37,12 +37,13 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyArrowPatch
 
-from dgl_transformer import BOS, EOS, PAD, UNK, DenseTransformer, GraphTransformer, graphs
-from dgl_transformer.attention import graph_attention
-from dgl_transformer.decoding import beam_search, greedy, naive_greedy
-from dgl_transformer.objective import teacher_forcing
+from dgl_transformer import BOS, EOS, PAD, UNK, DenseTransformer, GraphTransformer
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import graph_attention
+from dgl_transformer.nn.decoding import beam_search, greedy, naive_greedy
 from dgl_transformer.tokens import NUM_SPECIALS
 from dgl_transformer.toy import exact_match, make_task, toy_config, train_toy
+from dgl_transformer.training import teacher_forcing
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 torch.manual_seed(0)
@@ -353,7 +354,7 @@ assert cached == L * (L + 1) // 2 and rerun == L * (L + 1) * (L + 2) // 6
 #
 # In graph terms, $k$ hypotheses are $k$ causal graphs batched together, all reading the same
 # source through their own bipartite edges; each step adds one node to each. Below is beam
-# search for one source, written plainly; `dgl_transformer.decoding.beam_search` does the
+# search for one source, written plainly; `dgl_transformer.nn.decoding.beam_search` does the
 # same for a batch of sources with the incremental cache.
 
 # %%

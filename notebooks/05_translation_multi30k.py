@@ -24,11 +24,11 @@
 #
 # | step | project code |
 # |---|---|
-# | read and verify the data files | `dgl_transformer.data` |
-# | split words into subwords (BPE) | `dgl_transformer.text` |
-# | group sentences into batches = graphs | `dgl_transformer.batching` |
-# | train | `dgl_transformer.train` (what `make repro` runs) |
-# | translate, score with BLEU | `dgl_transformer.evaluate` (sacreBLEU) |
+# | read and verify the data files | `dgl_transformer.mt.data` |
+# | split words into subwords (BPE) | `dgl_transformer.mt.text` |
+# | group sentences into batches = graphs | `dgl_transformer.mt.batching` |
+# | train | `dgl_transformer.mt.train` (what `make repro` runs) |
+# | translate, score with BLEU | `dgl_transformer.mt.evaluate` (sacreBLEU) |
 #
 # If a model trained by `make repro` exists (`runs/*/final.pt`), the lesson loads it;
 # otherwise it trains a small model for two to three minutes on the CPU — enough for
@@ -49,14 +49,16 @@ import matplotlib.pyplot as plt
 import sacrebleu
 import torch
 
-from dgl_transformer import BOS, checkpoint, graphs
-from dgl_transformer.batching import make_batches
-from dgl_transformer.data import read_parallel, read_split
-from dgl_transformer.evaluate import bleu_tok_lc, translate_ids
-from dgl_transformer.run_config import RunConfig
-from dgl_transformer.text import preprocess
-from dgl_transformer.train import Trainer
-from dgl_transformer.translate import load_translator
+from dgl_transformer import BOS
+from dgl_transformer.mt import checkpoint
+from dgl_transformer.mt.batching import make_batches
+from dgl_transformer.mt.configs import RunConfig
+from dgl_transformer.mt.data import read_parallel, read_split
+from dgl_transformer.mt.evaluate import bleu_tok_lc, translate_ids
+from dgl_transformer.mt.text import preprocess
+from dgl_transformer.mt.train import Trainer
+from dgl_transformer.mt.translate import load_translator
+from dgl_transformer.nn import graphs
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 logging.getLogger("sacrebleu").setLevel(logging.ERROR)  # no advice on tokenised input

@@ -44,8 +44,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dgl_transformer import GraphTransformer, TransformerConfig, graphs
-from dgl_transformer.attention import graph_attention
+from dgl_transformer import GraphTransformer, TransformerConfig
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import graph_attention
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 torch.manual_seed(0)

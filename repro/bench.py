@@ -54,21 +54,22 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from dgl_transformer import DenseTransformer, GraphTransformer, TransformerConfig, graphs  # noqa: E402
-from dgl_transformer.attention import graph_attention  # noqa: E402
-from dgl_transformer.batching import make_batches  # noqa: E402
-from dgl_transformer.data import DataError  # noqa: E402
-from dgl_transformer.decoding import beam_search, greedy  # noqa: E402
-from dgl_transformer.evaluate import translate_ids  # noqa: E402
-from dgl_transformer.objective import label_smoothed_loss, teacher_forcing  # noqa: E402
-from dgl_transformer.run_config import (  # noqa: E402
+from dgl_transformer import DenseTransformer, GraphTransformer, TransformerConfig  # noqa: E402
+from dgl_transformer.mt.batching import make_batches  # noqa: E402
+from dgl_transformer.mt.configs import (  # noqa: E402
     RunConfig,
     add_overrides_argument,
     load_config,
     overrides_args,
 )
-from dgl_transformer.text import TextPipeline  # noqa: E402
-from dgl_transformer.translate import load_translator  # noqa: E402
+from dgl_transformer.mt.data import DataError  # noqa: E402
+from dgl_transformer.mt.evaluate import translate_ids  # noqa: E402
+from dgl_transformer.mt.text import TextPipeline  # noqa: E402
+from dgl_transformer.mt.translate import load_translator  # noqa: E402
+from dgl_transformer.nn import graphs  # noqa: E402
+from dgl_transformer.nn.attention import graph_attention  # noqa: E402
+from dgl_transformer.nn.decoding import beam_search, greedy  # noqa: E402
+from dgl_transformer.training import label_smoothed_loss, teacher_forcing  # noqa: E402
 
 from .bench_kernels import UdfGraphTransformer, frames_attention, udf_attention  # noqa: E402
 from .bench_report import write_markdown, write_plot  # noqa: E402
@@ -147,7 +148,7 @@ def data_roots(cfg: RunConfig) -> list[Path]:
 
 def load_corpus(cfg: RunConfig) -> Corpus:
     """Multi30k through the project's pipeline, or synthetic ids if no copy is usable."""
-    from dgl_transformer.train import load_splits
+    from dgl_transformer.mt.train import load_splits
 
     for root in data_roots(cfg):
         try:

@@ -1,4 +1,4 @@
-"""Attention kernels the benchmark compares with :func:`dgl_transformer.attention.graph_attention`.
+"""Attention kernels that the benchmark compares with ``nn.attention.graph_attention``.
 
 * :func:`frames_attention`: the same built-in kernels, called the message-passing way: inputs
   stored in the graph's node frames, results read back from its edge and node frames.

@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dgl_transformer import graphs
-from dgl_transformer.attention import graph_attention
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import graph_attention
 
 KINDS = ("complete", "window", "dense", "dense_materialised")
 SLOW_CALL_S = 1.0  # a call slower than this is timed once (after its warm-up), not three times

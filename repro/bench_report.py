@@ -50,7 +50,7 @@ METHOD = """\
   over every edge (forward and backward). They are divided by each model's step time, and
   compared with plain `torch.mm` calls of exactly the step's matrix shapes, timed alone, and
   with one square matrix product.
-* **Decoding** translates test2016 (source side) with `dgl_transformer.evaluate.translate_ids`,
+* **Decoding** translates test2016 (source side) with `dgl_transformer.mt.evaluate.translate_ids`,
   the repro's decoding path and settings (length-sorted batches, `max_len = a * longest + b`,
   GNMT length penalty), with the incremental cache. The cache is then compared with naive
   decoding on the middle batch of that batching (the incremental time is the mean of a run

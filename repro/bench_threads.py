@@ -17,8 +17,8 @@ import sys
 
 import torch
 
-from dgl_transformer.batching import make_batches
-from dgl_transformer.run_config import add_overrides_argument, load_config
+from dgl_transformer.mt.batching import make_batches
+from dgl_transformer.mt.configs import add_overrides_argument, load_config
 
 from . import bench
 

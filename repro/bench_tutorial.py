@@ -1,6 +1,6 @@
 """The graph Transformer in the data flow of DGL's original Transformer tutorial.
 
-The benchmark's ``udf`` baseline. It has :class:`~dgl_transformer.model.Seq2SeqBase`'s
+The benchmark's ``udf`` baseline. It has :class:`~dgl_transformer.nn.model.Seq2SeqBase`'s
 parameters and computes the same function as :class:`~dgl_transformer.GraphTransformer`
 (wherever the scaled attention scores lie in [-5, 5]); only the data flow differs, and it is the
 tutorial's:
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgl_transformer import graphs
-from dgl_transformer.attention import MultiHeadAttention
-from dgl_transformer.model import Seq2SeqBase
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import MultiHeadAttention
+from dgl_transformer.nn.model import Seq2SeqBase
 
 NodeFn = Callable[[dgl.udf.NodeBatch], dict[str, Tensor]]
 

@@ -2,7 +2,7 @@
 
     python -m repro.run --config repro/configs/default.yaml
 
-Trains with ``python -m dgl_transformer.train`` (resuming if the run directory already holds
+Trains with ``python -m dgl_transformer.mt.train`` (resuming if the run directory already holds
 checkpoints), then decodes every available test set with beam search and writes, under
 ``repro/results/``: ``<name>.json`` (every score, the config, commit, wall time, threads,
 machine), ``<name>_curves.png`` (training/validation loss and validation BLEU per epoch) and
@@ -24,17 +24,17 @@ from pathlib import Path
 import dgl
 import torch
 
-from dgl_transformer import checkpoint
-from dgl_transformer.checkpoint import CheckpointError
-from dgl_transformer.data import DataError, available_test_sets, fetch, read_split
-from dgl_transformer.evaluate import bleu_scores, translate_ids
-from dgl_transformer.run_config import (
+from dgl_transformer.mt import checkpoint
+from dgl_transformer.mt.checkpoint import CheckpointError
+from dgl_transformer.mt.configs import (
     ConfigError,
     add_overrides_argument,
     load_config,
     overrides_args,
 )
-from dgl_transformer.translate import load_translator
+from dgl_transformer.mt.data import DataError, available_test_sets, fetch, read_split
+from dgl_transformer.mt.evaluate import bleu_scores, translate_ids
+from dgl_transformer.mt.translate import load_translator
 
 from .report import plot_curves, update_readme, write_samples
 
@@ -71,7 +71,7 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     """
     if (out_dir / "final.pt").exists():
         return None
-    cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", config,
+    cmd = [sys.executable, "-m", "dgl_transformer.mt.train", "--config", config,
            *overrides_args(overrides)]
     resumed = None
     latest = checkpoint.load_latest(out_dir)

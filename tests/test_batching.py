@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dgl_transformer.batching import make_batches
+from dgl_transformer.mt.batching import make_batches
 
 RNG = np.random.default_rng(123)
 SRC = RNG.integers(3, 40, size=3000).tolist()

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgl_transformer import GraphTransformer, TransformerConfig, graphs
-from dgl_transformer.attention import graph_attention
-from dgl_transformer.decoding import beam_search
+from dgl_transformer import GraphTransformer, TransformerConfig
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.attention import graph_attention
+from dgl_transformer.nn.decoding import beam_search
 from repro.bench import attention_flops, summarise_training, targets_met
 from repro.bench_kernels import UdfGraphTransformer, frames_attention, udf_attention
 from repro.bench_long import measure

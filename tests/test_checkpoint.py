@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgl_transformer import checkpoint
-from dgl_transformer.checkpoint import CheckpointError
+from dgl_transformer.mt import checkpoint
+from dgl_transformer.mt.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def test_rotation_and_fallback_to_prev(tmp_path, capsys):
 
 WRITER = """
 import sys, torch
-from dgl_transformer import checkpoint
+from dgl_transformer.mt import checkpoint
 for step in range(1, 10**6):
     w = torch.full((1 << 20,), float(step))
     checkpoint.rotate_and_save({"step": step, "w": w}, sys.argv[1])

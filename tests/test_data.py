@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
-from dgl_transformer.data import (
+from dgl_transformer.mt.data import (
     CORE_SPLITS,
     DataError,
     DataFile,

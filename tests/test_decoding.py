@@ -1,7 +1,7 @@
 import torch
 
 from dgl_transformer import GraphTransformer, TransformerConfig
-from dgl_transformer.decoding import beam_search, greedy, naive_greedy
+from dgl_transformer.nn.decoding import beam_search, greedy, naive_greedy
 
 
 def random_model(seed: int = 0) -> GraphTransformer:
@@ -52,7 +52,7 @@ def test_beam_search_is_batch_independent_and_scores_no_worse():
     assert together == alone
 
     def logprob(s, y):
-        from dgl_transformer.objective import teacher_forcing
+        from dgl_transformer.training import teacher_forcing
 
         tgt_in, gold = teacher_forcing([torch.tensor(y, dtype=torch.int64)])
         lp = torch.log_softmax(model([s], tgt_in), -1)

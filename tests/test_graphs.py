@@ -1,6 +1,6 @@
 import torch
 
-from dgl_transformer import graphs
+from dgl_transformer.nn import graphs
 
 
 def edge_set(g):

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from dgl_transformer import checkpoint
+from dgl_transformer.mt import checkpoint
 from repro import run
 from repro.report import results_table
 

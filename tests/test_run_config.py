@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dgl_transformer import train
-from dgl_transformer.run_config import ConfigError, load_config
+from dgl_transformer.mt import train
+from dgl_transformer.mt.configs import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "repro" / "configs").glob("*.yaml"))
@@ -70,7 +70,7 @@ def test_overrides_are_checked_and_named(tmp_path):
 def test_train_cli_bad_config_exits_non_zero_with_one_line(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("train: {out_dir: x, max_stepz: 3}\n")
-    cmd = [sys.executable, "-m", "dgl_transformer.train", "--config", str(path)]
+    cmd = [sys.executable, "-m", "dgl_transformer.mt.train", "--config", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0
     lines = proc.stderr.splitlines()
@@ -90,7 +90,7 @@ def test_repeated_set_options_accumulate():
     command gets no empty ``--set``, which argparse rejects."""
     import argparse
 
-    from dgl_transformer.run_config import add_overrides_argument, overrides_args
+    from dgl_transformer.mt.configs import add_overrides_argument, overrides_args
 
     parser = argparse.ArgumentParser()
     add_overrides_argument(parser)

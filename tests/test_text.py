@@ -6,9 +6,9 @@ import pytest
 import sentencepiece as spm
 from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
-import dgl_transformer.text as text
-from dgl_transformer.data import DataError, read_split
-from dgl_transformer.text import (
+import dgl_transformer.mt.text as text
+from dgl_transformer.mt.data import DataError, read_split
+from dgl_transformer.mt.text import (
     MOSES_ESCAPES,
     SubwordTokenizer,
     TextPipeline,

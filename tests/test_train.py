@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from dgl_transformer import checkpoint, train
-from dgl_transformer.data import fetch
+from dgl_transformer.mt import checkpoint, train
+from dgl_transformer.mt.data import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = Path(os.environ.get("MULTI30K_DIR") or ROOT.parent / "shared" / "data" / "multi30k")
@@ -53,7 +53,7 @@ def records(run_dir: Path) -> list[dict]:
 
 
 def train_cmd(config: Path, out_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "dgl_transformer.train", "--config", str(config),
+    return [sys.executable, "-m", "dgl_transformer.mt.train", "--config", str(config),
             "--set", f"train.out_dir={out_dir}", *extra]
 
 
@@ -91,7 +91,7 @@ def reference(tmp_path_factory, data_root) -> tuple[Path, Path]:
 #: step STEP, a deterministic instant (a kill from outside races a run this fast).
 KILLER = """
 import os, signal, sys
-from dgl_transformer import train
+from dgl_transformer.mt import train
 write_log = train.Trainer.write_log
 def write_then_die(self, record):
     write_log(self, record)

@@ -1,4 +1,4 @@
-"""``python -m dgl_transformer.translate``: one output line per input line whatever the input,
+"""``python -m dgl_transformer.mt.translate``: one output line per input line whatever the input,
 and a one-line error for a checkpoint it cannot use (no data or training needed)."""
 
 import io
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dgl_transformer import checkpoint, translate
-from dgl_transformer.config import TransformerConfig
-from dgl_transformer.model import GraphTransformer
-from dgl_transformer.run_config import RunConfig
-from dgl_transformer.text import MOSES_ESCAPES, SubwordTokenizer, TextPipeline
+from dgl_transformer.mt import checkpoint, translate
+from dgl_transformer.mt.configs import RunConfig
+from dgl_transformer.mt.text import MOSES_ESCAPES, SubwordTokenizer, TextPipeline
+from dgl_transformer.nn.config import TransformerConfig
+from dgl_transformer.nn.model import GraphTransformer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = "a dog cat man woman runs jumps the on in park street red blue ball plays with".split()
@@ -65,7 +65,7 @@ def good_checkpoint(tmp_path_factory) -> Path:
 
 
 def run_cli(ckpt: Path, stdin: bytes, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dgl_transformer.translate", "--checkpoint", str(ckpt), *args]
+    cmd = [sys.executable, "-m", "dgl_transformer.mt.translate", "--checkpoint", str(ckpt), *args]
     return subprocess.run(cmd, input=stdin, capture_output=True, cwd=ROOT, timeout=300)
 
 

@@ -1,6 +1,6 @@
 """The same network written densely: padded batches and ``F.scaled_dot_product_attention``.
 
-It shares :class:`~dgl_transformer.model.Seq2SeqBase` (hence every parameter name) with the
+It shares :class:`~dgl_transformer.nn.model.Seq2SeqBase` (hence every parameter name) with the
 graph model, pads each batch to its longest sequence and expresses graph structure as boolean
 masks. It is the correctness oracle for the graph model and the performance baseline.
 """
@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from ..tokens import PAD
 from .model import Seq2SeqBase
-from .tokens import PAD
 
 
 class DenseTransformer(Seq2SeqBase):
-    """Padded twin of :class:`~dgl_transformer.model.GraphTransformer`."""
+    """Padded twin of :class:`~dgl_transformer.nn.model.GraphTransformer`."""
 
     def _attend(self, mask: Tensor):
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """Translate plain text with a trained checkpoint, one sentence per line.
 
-    python -m dgl_transformer.translate --checkpoint runs/default/final.pt < in.txt > out.txt
+    python -m dgl_transformer.mt.translate --checkpoint runs/default/final.pt < in.txt > out.txt
 
 Exactly one output line per input line: input is split on ``\\n`` only (``\\r``, U+2028,
 U+0085 and other separators stay inside their line), an empty or whitespace-only line gives an
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
+from ..nn.config import TransformerConfig
+from ..nn.model import GraphTransformer
 from .checkpoint import CheckpointError, load
-from .config import TransformerConfig
+from .configs import RunConfig
 from .evaluate import translate_ids
-from .model import GraphTransformer
-from .run_config import RunConfig
 from .text import TextPipeline
 
 
@@ -104,7 +104,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.translate",
+    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.mt.translate",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--beam-size", type=_positive_int, default=None)

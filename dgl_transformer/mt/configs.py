@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .config import TransformerConfig
+from ..nn.config import TransformerConfig
 from .data import LANGS
 from .text import VARIANTS
 

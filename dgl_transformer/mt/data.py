@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUMS_DIR = REPO_ROOT / "data"
 SUMS_FILES = {"raw": "SHA256SUMS.raw", "tok": "SHA256SUMS.tok-uncompressed"}
 DEFAULT_DEST = REPO_ROOT / "data" / "multi30k"
@@ -186,7 +186,7 @@ def read_parallel(
 def _read(root: Path, f: DataFile, allow_unverified: bool) -> list[str]:
     path = root / f.relpath
     if not path.is_file():
-        raise DataError(f"{path}: missing; fetch it with `python -m dgl_transformer.data`")
+        raise DataError(f"{path}: missing; fetch it with `python -m dgl_transformer.mt.data`")
     content = check_content(
         f, path.read_bytes(), str(path), load_sums(), allow_unverified=allow_unverified
     )
@@ -401,7 +401,7 @@ def _fetch_one(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m dgl_transformer.data --dest data/multi30k``."""
+    """Command line: ``python -m dgl_transformer.mt.data --dest data/multi30k``."""
     parser = argparse.ArgumentParser(description="Fetch and verify Multi30k task 1.")
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--mirror", type=Path, help=f"local mirror (default: ${MIRROR_ENV})")

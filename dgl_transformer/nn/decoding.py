@@ -1,4 +1,4 @@
-"""Greedy and beam-search decoding for :class:`~dgl_transformer.model.GraphTransformer`.
+"""Greedy and beam-search decoding for :class:`~dgl_transformer.nn.model.GraphTransformer`.
 
 Decoding grows the decoder graph one node per live hypothesis per step. Two states implement
 a step, with one interface (``start``, ``step``, ``select``):
@@ -25,10 +25,10 @@ import dgl
 import torch
 from torch import Tensor
 
+from ..tokens import BOS, EOS
 from . import graphs
 from .attention import Attend
 from .model import GraphTransformer
-from .tokens import BOS, EOS
 
 
 def _from_rows(rows: Tensor, num_src: int, device: torch.device) -> dgl.DGLGraph:

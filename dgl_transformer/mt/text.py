@@ -29,11 +29,11 @@ from typing import Any
 import sentencepiece as spm
 from sacremoses import MosesDetokenizer, MosesPunctNormalizer, MosesTokenizer
 
+from ..tokens import BOS, EOS, NUM_SPECIALS, PAD, SPECIALS, UNK
 from .data import DataError, read_parallel
-from .tokens import BOS, EOS, NUM_SPECIALS, PAD, SPECIALS, UNK
 
 VARIANTS = ("raw", "lc_tok")
-#: Which data-file variant (see :mod:`dgl_transformer.data`) each text variant reads.
+#: Which data-file variant (see :mod:`dgl_transformer.mt.data`) each text variant reads.
 FILE_VARIANT = {"raw": "raw", "lc_tok": "tok"}
 #: Moses' XML escapes: whole pieces of the lc_tok subword model, so output never has half a one.
 MOSES_ESCAPES = ("&amp;", "&#124;", "&lt;", "&gt;", "&apos;", "&quot;", "&#91;", "&#93;")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sacrebleu
 import torch
 
-from .model import GraphTransformer
+from ..nn.model import GraphTransformer
 from .text import preprocess
 
 

@@ -5,7 +5,7 @@ subclasses differ only in how a batch is laid out and how attention is computed:
 
 * :class:`GraphTransformer` packs the batch (no padding) and attends along the edges of a
   complete (encoder), causal (decoder) and bipartite (encoder -> decoder) graph;
-* :class:`~dgl_transformer.dense.DenseTransformer` pads it and uses masked dense attention.
+* :class:`~dgl_transformer.nn.dense.DenseTransformer` pads it and uses masked dense attention.
 
 Because the parameters live in the shared base, ``state_dict`` keys are identical and either
 model loads the other's weights.
@@ -107,7 +107,7 @@ class GraphTransformer(Seq2SeqBase):
     complete graph of the original Transformer, and e.g.
     ``functools.partial(graphs.window_graph, window=8)`` makes the encoder sparse.
     ``attention_kernel`` computes attention along a graph's edges with the signature of
-    :func:`~dgl_transformer.attention.graph_attention`; a subclass may swap it.
+    :func:`~dgl_transformer.nn.attention.graph_attention`; a subclass may swap it.
     """
 
     attention_kernel = staticmethod(graph_attention)

@@ -1,7 +1,7 @@
 """Pre-LayerNorm encoder and decoder layers, written once for any tensor layout.
 
 A layer never sees a graph or a mask: it receives ``attend`` routines (see
-:mod:`dgl_transformer.attention`). The graph model feeds packed ``[tokens, d_model]`` tensors
+:mod:`dgl_transformer.nn.attention`). The graph model feeds packed ``[tokens, d_model]`` tensors
 and graph attention; the dense reference feeds padded ``[batch, length, d_model]`` tensors and
 masked dense attention. Both therefore share parameter names and every line of layer code.
 """

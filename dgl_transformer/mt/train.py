@@ -1,8 +1,8 @@
 """Train a GraphTransformer on Multi30k.
 
-    python -m dgl_transformer.train --config repro/configs/default.yaml [--set key=value ...]
-    python -m dgl_transformer.train --config ... --resume          # continue an interrupted run
-    torchrun --nproc_per_node=2 -m dgl_transformer.train --config ...   # data-parallel (DDP)
+    python -m dgl_transformer.mt.train --config repro/configs/default.yaml [--set key=value ...]
+    python -m dgl_transformer.mt.train --config ... --resume          # continue an interrupted run
+    torchrun --nproc_per_node=2 -m dgl_transformer.mt.train --config ...   # data-parallel (DDP)
 
 One loop, no framework: token-budget batches (no padding), label-smoothed cross-entropy, Adam
 with linear warm-up then inverse-sqrt decay, gradient clipping. A progress bar shows loss,
@@ -47,14 +47,14 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 
+from ..nn.config import TransformerConfig
+from ..nn.model import GraphTransformer
+from ..training import smoothed_and_nll, teacher_forcing
 from . import checkpoint
 from .batching import make_batches
-from .config import TransformerConfig
+from .configs import ConfigError, RunConfig, add_overrides_argument, load_config
 from .data import DataError, fetch, filter_pairs, read_split
 from .evaluate import bleu_tok_lc, translate_ids
-from .model import GraphTransformer
-from .objective import smoothed_and_nll, teacher_forcing
-from .run_config import ConfigError, RunConfig, add_overrides_argument, load_config
 from .text import TextPipeline
 
 
@@ -466,7 +466,7 @@ def _barrier() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.mt.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML run configuration")
     add_overrides_argument(parser)
