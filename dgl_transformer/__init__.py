@@ -16,10 +16,14 @@ try:
 except Exception as err:  # DGL raises FileNotFoundError/OSError/ImportError depending on what broke
     raise ImportError(f"DGL failed to import ({type(err).__name__}: {err}). {_NEEDED}") from None
 
+from .nn.batch import PackedBatch  # noqa: E402
 from .nn.config import TransformerConfig  # noqa: E402
 from .nn.dense import DenseTransformer  # noqa: E402
 from .nn.model import GraphTransformer  # noqa: E402
 from .tokens import BOS, EOS, PAD, UNK  # noqa: E402
 
-__all__ = ["TransformerConfig", "GraphTransformer", "DenseTransformer", "PAD", "BOS", "EOS", "UNK"]
+__all__ = [
+    "TransformerConfig", "GraphTransformer", "DenseTransformer", "PackedBatch",
+    "PAD", "BOS", "EOS", "UNK",
+]
 __version__ = "0.1.0"

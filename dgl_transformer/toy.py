@@ -14,7 +14,7 @@ from torch import Tensor
 from .nn.config import TransformerConfig
 from .nn.model import GraphTransformer
 from .tokens import NUM_SPECIALS
-from .training import label_smoothed_loss, teacher_forcing
+from .training import train_step, warmup_inverse_sqrt
 
 TASKS = ("copy", "reverse", "sort")
 VOCAB = NUM_SPECIALS + 10
@@ -54,25 +54,17 @@ def train_toy(
     lr: float = 3e-3,
     seed: int = 0,
 ) -> list[float]:
-    """Adam with linear warm-up then inverse-sqrt decay; returns the loss of every step."""
+    """Adam with linear warm-up then inverse-sqrt decay, via :func:`train_step`; returns the
+    loss of every step."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, (warmup / (s + 1)) ** 0.5)
-    )
+    sched = warmup_inverse_sqrt(opt, max(1, steps // 10))
     model.train()
     losses = []
     for _ in range(steps):
         idx = torch.randint(len(src), (batch_size,), generator=gen).tolist()
-        tgt_in, gold = teacher_forcing([tgt[i] for i in idx])
-        loss = label_smoothed_loss(model([src[i] for i in idx], tgt_in), gold)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        batch = model.collate([src[i] for i in idx], [tgt[i] for i in idx])
+        losses.append(train_step(model, batch, opt, sched, clip_norm=1.0).loss)
     model.eval()
     return losses
 

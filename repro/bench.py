@@ -21,7 +21,7 @@ e. achieved GFLOP/s of a training step against torch matmuls of the step's own s
 f. graph and dense throughput with OpenMP's idle threads spinning or sleeping (child
    processes ``repro.bench_threads``, since the policy is fixed when OpenMP starts).
 
-Multi30k comes from ``$MULTI30K_DIR``, the config's data root or ``../shared/data/multi30k``;
+Multi30k comes from ``$MULTI30K_DIR`` or the config's data root;
 without it, synthetic batches with Multi30k's length distribution are used (and said so).
 """
 
@@ -68,8 +68,9 @@ from dgl_transformer.mt.text import TextPipeline  # noqa: E402
 from dgl_transformer.mt.translate import load_translator  # noqa: E402
 from dgl_transformer.nn import graphs  # noqa: E402
 from dgl_transformer.nn.attention import graph_attention  # noqa: E402
+from dgl_transformer.nn.batch import PackedBatch  # noqa: E402
 from dgl_transformer.nn.decoding import beam_search, greedy  # noqa: E402
-from dgl_transformer.training import label_smoothed_loss, teacher_forcing  # noqa: E402
+from dgl_transformer.training import train_step, warmup_inverse_sqrt  # noqa: E402
 
 from .bench_kernels import UdfGraphTransformer, frames_attention, udf_attention  # noqa: E402
 from .bench_report import write_markdown, write_plot  # noqa: E402
@@ -121,6 +122,16 @@ class Corpus:
     source: str
     root: Path | None = None  # the Multi30k copy used, if any
 
+    def lengths(self) -> tuple[list[int], list[int]]:
+        """Token-budget lengths of every training pair: source tokens, decoder positions."""
+        return ([len(s) for s in self.src],
+                [PackedBatch.decoder_length(len(t)) for t in self.tgt])
+
+    def batches(self, cfg: RunConfig, bucketed: bool = True) -> list[list[int]]:
+        """The config's shuffled token-budget batches of the training pairs (epoch 0)."""
+        return make_batches(*self.lengths(), cfg.train.max_tokens, shuffle=True,
+                            seed=cfg.train.seed, bucketed=bucketed)
+
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -141,8 +152,8 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
 
 
 def data_roots(cfg: RunConfig) -> list[Path]:
-    """Where Multi30k may be, in order: ``$MULTI30K_DIR``, the config's root, the shared mirror."""
-    names = [os.environ.get("MULTI30K_DIR"), cfg.data.root, "../shared/data/multi30k"]
+    """Where Multi30k may be, in order: ``$MULTI30K_DIR``, the config's root."""
+    names = [os.environ.get("MULTI30K_DIR"), cfg.data.root]
     return [Path(n) for n in names if n]
 
 
@@ -159,7 +170,7 @@ def load_corpus(cfg: RunConfig) -> Corpus:
         except (DataError, OSError) as err:
             log(f"no usable Multi30k at {root}: {err}")
             continue
-        test = [pipeline.encode(s) for s in test_src]
+        test = [pipeline.encode(s, pipeline.src_lang) for s in test_src]
         return Corpus(train.src, train.tgt, test, f"Multi30k {d.variant} ({root})", root)
     return synthetic_corpus(cfg.data.vocab_size)
 
@@ -189,39 +200,41 @@ def synthetic_corpus(vocab: int, pairs: int = 29000, test: int = 1000) -> Corpus
 
 
 def model_config(cfg: RunConfig, size: str) -> TransformerConfig:
-    vocab = cfg.data.vocab_size
-    base = TransformerConfig(src_vocab=vocab, tgt_vocab=vocab, **vars(cfg.model))
+    base = cfg.model_config(cfg.data.vocab_size)
     return replace(base, **LARGE) if size == "large" else base
 
 
-def train_step(
-    model: torch.nn.Module, opt: torch.optim.Optimizer, src: list[Tensor], tgt: list[Tensor],
-    cfg: RunConfig,
+Trainee = tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]
+
+
+def bench_step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
+    src: list[Tensor], tgt: list[Tensor], cfg: RunConfig,
 ) -> float:
-    """One update as the trainer does it; returns the loss."""
-    tgt_in, gold = teacher_forcing(tgt)
-    loss = label_smoothed_loss(model(src, tgt_in), gold, cfg.train.label_smoothing)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)
-    opt.step()
-    return loss.item()
+    """One update as the trainer does it: collate (graphs included) and ``train_step``;
+    returns the loss."""
+    t = cfg.train
+    return train_step(model, model.collate(src, tgt), opt, sched,
+                      label_smoothing=t.label_smoothing, clip_norm=t.clip_norm).loss
 
 
-def make_models(model_cfg: TransformerConfig, names: Sequence[str]) -> dict[str, Any]:
-    """The named models with identical weights, in training mode, each with its Adam."""
+def make_models(model_cfg: TransformerConfig, names: Sequence[str]) -> dict[str, Trainee]:
+    """The named models with identical weights, in training mode, each with its Adam and its
+    warm-up schedule."""
     torch.manual_seed(0)
     models = {name: MODELS[name](model_cfg).train() for name in names}
     first = next(iter(models.values()))
-    for m in models.values():
+    trainees = {}
+    for name, m in models.items():
         m.load_state_dict(first.state_dict())
-    return {name: (m, torch.optim.Adam(m.parameters(), lr=1e-4, betas=(0.9, 0.98)))
-            for name, m in models.items()}
+        opt = torch.optim.Adam(m.parameters(), lr=1e-4, betas=(0.9, 0.98))
+        trainees[name] = (m, opt, warmup_inverse_sqrt(opt, 100))
+    return trainees
 
 
 def batch_stats(src: list[Tensor], tgt: list[Tensor]) -> dict[str, int]:
     """Real tokens, and the positions the dense model computes (padded to the longest)."""
-    s, t = [len(x) for x in src], [len(x) + 1 for x in tgt]
+    s, t = [len(x) for x in src], [PackedBatch.decoder_length(len(x)) for x in tgt]
     return {"sentences": len(s), "src_tokens": sum(s), "tgt_tokens": sum(t),
             "dense_positions": len(s) * (max(s) + max(t))}
 
@@ -231,20 +244,17 @@ def bench_training(cfg: RunConfig, corpus: Corpus, size: str, repeats: int) -> d
     one warm-up step each on a few pairs (first-call work: optimizer state, DGL's set-up)."""
     model_cfg = model_config(cfg, size)
     models = make_models(model_cfg, list(MODELS))
-    for model, opt in models.values():
-        train_step(model, opt, corpus.src[:WARMUP_PAIRS], corpus.tgt[:WARMUP_PAIRS], cfg)
-    lens_s = [len(s) for s in corpus.src]
-    lens_t = [len(t) + 1 for t in corpus.tgt]
+    for trainee in models.values():
+        bench_step(*trainee, corpus.src[:WARMUP_PAIRS], corpus.tgt[:WARMUP_PAIRS], cfg)
     out: dict[str, Any] = {"model": model_cfg.to_dict(), "max_tokens": cfg.train.max_tokens}
     for batching in ("bucketed", "random"):
-        batches = make_batches(lens_s, lens_t, cfg.train.max_tokens, shuffle=True,
-                               seed=cfg.train.seed, bucketed=batching == "bucketed")
+        batches = corpus.batches(cfg, bucketed=batching == "bucketed")
         rows = []
         for i, batch in enumerate(batches[:repeats]):
             src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
             names = list(models)
             names = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
-            seconds = {n: timed(train_step, *models[n], src, tgt, cfg)[0] for n in names}
+            seconds = {n: timed(bench_step, *models[n], src, tgt, cfg)[0] for n in names}
             rows.append({**batch_stats(src, tgt), "seconds": seconds})
             log(f"train {size} {batching} batch {i}: "
                 + ", ".join(f"{n} {s:.2f}s" for n, s in seconds.items()))
@@ -278,10 +288,9 @@ def bench_kernels(
     """Forward + backward of each attention kernel on one bucketed batch's three graphs."""
     model_cfg = model_config(cfg, "default")
     heads, dk = model_cfg.n_heads, model_cfg.head_dim
-    batch = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
-                         cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)[0]
-    s_len = [len(corpus.src[i]) for i in batch]
-    t_len = [len(corpus.tgt[i]) + 1 for i in batch]
+    lens_s, lens_t = corpus.lengths()
+    batch = corpus.batches(cfg)[0]
+    s_len, t_len = [lens_s[i] for i in batch], [lens_t[i] for i in batch]
     cases = {
         "encoder": (graphs.complete_graph(s_len), s_len, s_len, None),
         "decoder": (graphs.causal_graph(t_len), t_len, t_len, "causal"),
@@ -359,7 +368,8 @@ def decoding_model(
     if path is not None and corpus.root is not None:
         model, pipeline, _ = load_translator(path)
         test_src, _ = pipeline.read(corpus.root, "test_2016_flickr")
-        return model, [pipeline.encode(s) for s in test_src], f"checkpoint {path}"
+        test = [pipeline.encode(s, pipeline.src_lang) for s in test_src]
+        return model, test, f"checkpoint {path}"
     model = brief_training(cfg, corpus, train_steps)
     return model, corpus.test, f"trained here for {train_steps} steps ({corpus.source})"
 
@@ -370,15 +380,10 @@ def brief_training(cfg: RunConfig, corpus: Corpus, steps: int) -> GraphTransform
     torch.manual_seed(cfg.train.seed)
     model = GraphTransformer(model_cfg).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas))
-    warm = max(1, steps // 5)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, (warm / (s + 1)) ** 0.5))
-    batches = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
-                           cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)
-    for i, batch in enumerate(batches[:steps]):
-        loss = train_step(model, opt, [corpus.src[j] for j in batch],
+    sched = warmup_inverse_sqrt(opt, max(1, steps // 5))
+    for i, batch in enumerate(corpus.batches(cfg)[:steps]):
+        loss = bench_step(model, opt, sched, [corpus.src[j] for j in batch],
                           [corpus.tgt[j] for j in batch], cfg)
-        sched.step()
         if i % 20 == 0 or i == steps - 1:
             log(f"brief training step {i + 1}/{steps}: loss {loss:.2f}")
     return model.eval()
@@ -471,20 +476,20 @@ def bench_flops(cfg: RunConfig, corpus: Corpus, repeats: int) -> dict[str, Any]:
     """Useful FLOPs of one training step on a bucketed batch, per second, vs plain matmuls."""
     model_cfg = model_config(cfg, "default")
     models = make_models(model_cfg, ["graph", "dense"])
-    batch = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
-                         cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)[1]
+    batch = corpus.batches(cfg)[1]
     src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
     for name in models:
-        train_step(*models[name], src, tgt, cfg)  # warm-up
+        bench_step(*models[name], src, tgt, cfg)  # warm-up
     with GemmShapes() as gemms:
-        train_step(*models["graph"], src, tgt, cfg)
+        bench_step(*models["graph"], src, tgt, cfg)
     gemm_flops = sum(2 * m * k * n * c for (m, k, n), c in gemms.shapes.items())
-    attn_flops = attention_flops(model_cfg, [len(s) for s in src], [len(t) + 1 for t in tgt])
+    lens_s, lens_t = corpus.lengths()
+    attn_flops = attention_flops(model_cfg, [lens_s[i] for i in batch], [lens_t[i] for i in batch])
     useful = gemm_flops + attn_flops
     step = {n: [] for n in models}
     for _ in range(repeats):
         for n in models:
-            step[n].append(timed(train_step, *models[n], src, tgt, cfg)[0])
+            step[n].append(timed(bench_step, *models[n], src, tgt, cfg)[0])
     gemm_alone = sum(c * _matmul_seconds(m, k, n, repeats) for (m, k, n), c in gemms.shapes.items())
     big = 2048
     peak = 2 * big**3 / _matmul_seconds(big, big, big, repeats)

@@ -17,7 +17,6 @@ import sys
 
 import torch
 
-from dgl_transformer.mt.batching import make_batches
 from dgl_transformer.mt.configs import add_overrides_argument, load_config
 
 from . import bench
@@ -33,16 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     corpus = bench.load_corpus(cfg)
     models = bench.make_models(bench.model_config(cfg, "default"), ["graph", "dense"])
     warm = bench.WARMUP_PAIRS
-    for model, opt in models.values():
-        bench.train_step(model, opt, corpus.src[:warm], corpus.tgt[:warm], cfg)
-    batches = make_batches([len(s) for s in corpus.src], [len(t) + 1 for t in corpus.tgt],
-                           cfg.train.max_tokens, shuffle=True, seed=cfg.train.seed)
+    for trainee in models.values():
+        bench.bench_step(*trainee, corpus.src[:warm], corpus.tgt[:warm], cfg)
+    lens_t = corpus.lengths()[1]
     rates: dict[str, list[float]] = {name: [] for name in models}
-    for batch in batches[: args.batches]:
+    for batch in corpus.batches(cfg)[: args.batches]:
         src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
         for name in models:
-            seconds = bench.timed(bench.train_step, *models[name], src, tgt, cfg)[0]
-            rates[name].append(sum(len(t) + 1 for t in tgt) / seconds)
+            seconds = bench.timed(bench.bench_step, *models[name], src, tgt, cfg)[0]
+            rates[name].append(sum(lens_t[j] for j in batch) / seconds)
     json.dump({"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "threads": torch.get_num_threads(),
                "tgt_tokens_per_s": {n: round(bench.median(r), 1) for n, r in rates.items()}},

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.attention import MultiHeadAttention
+from dgl_transformer.nn.batch import PackedBatch
 from dgl_transformer.nn.model import Seq2SeqBase
 
 NodeFn = Callable[[dgl.udf.NodeBatch], dict[str, Tensor]]
@@ -77,8 +78,12 @@ def _projection(attn: MultiHeadAttention, part: int, x: Tensor) -> Tensor:
 class TutorialStyleTransformer(Seq2SeqBase):
     """Seq2seq Transformer computed the way DGL's original tutorial did (see module doc)."""
 
-    def forward(self, src: Sequence[Tensor], tgt_in: Sequence[Tensor]) -> Tensor:
-        self.check_batch(src, tgt_in)
+    def forward(
+        self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
+    ) -> Tensor:
+        # the tutorial builds its one graph here, from the sentences (the batch carries none)
+        batch = self.as_batch(batch, tgt_in)
+        src, tgt_in = batch.sources(), batch.decoder_inputs()
         src_lens = graphs.as_lengths([len(s) for s in src])
         tgt_lens = graphs.as_lengths([len(t) for t in tgt_in])
         g, eids, enc, dec = batch_graph(src_lens, tgt_lens)

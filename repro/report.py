@@ -16,11 +16,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Published numbers we compare against (test_2016_flickr, en->de, lowercased tokenised BLEU).
+#: The protocol columns of the table, first to last (see mt/evaluate.py and the README).
+PROTOCOLS = {
+    "bleu_cased": "sacreBLEU cased (13a, detokenised)",
+    "bleu_dgl": "DGL protocol (Moses -a -no-escape, cased, tokenised)",
+    "bleu_tok_lc": "tok, lc (official lc.norm.tok refs)",
+}
+#: Published numbers (test_2016_flickr, en->de), each in the protocol its authors scored with.
 ANCHORS = [
-    ("DGL Transformer example, 6+6 layers (word level)", 35.41),
-    ("DGL Transformer example, 2+2 layers (word level)", 36.45),
-    ("Transformer-Tiny, text-only baselines in multimodal MT papers (joint BPE, GPU)", 41.0),
+    ("DGL Transformer example, 6+6 layers (word level)", "bleu_dgl", 35.41),
+    ("DGL Transformer example, 2+2 layers (word level)", "bleu_dgl", 36.45),
+    ("Transformer-Tiny, text-only (Wu et al., ACL 2021; joint BPE, 2 GPUs)", "bleu_tok_lc", 41.02),
 ]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -61,23 +67,54 @@ def wall_time(result: dict) -> str:
     return text
 
 
-def results_table(results_dir: Path) -> str:
-    rows = ["| system | test_2016_flickr BLEU (tok, lc) | sacreBLEU cased | sacreBLEU lc |"
-            " wall time | source |", "|---|---|---|---|---|---|"]
-    for label, bleu in ANCHORS:
-        rows.append(f"| {label} | {bleu:.2f} | - | - | - | published |")
+def run_label(r: dict) -> str:
+    m, d = r["config"]["model"], r["config"].get("data", {})
+    variant = d.get("variant", "?")
+    return (f"**ours: {r['name']}** ({variant}, {m['n_enc_layers']}+{m['n_dec_layers']} layers, "
+            f"d={m['d_model']}, beam {r['config']['eval']['beam_size']}, "
+            f"{r['threads']} CPU threads)")
+
+
+def repro_results(results_dir: Path) -> list[tuple[Path, dict]]:
+    """Every result file of a ``make repro`` run that scored test_2016_flickr, by name."""
+    found = []
     for path in sorted(results_dir.glob("*.json")):
         r = json.loads(path.read_text())
-        if "scores" not in r or "test_2016_flickr" not in r["scores"]:
-            continue
+        if "test_2016_flickr" in r.get("scores", {}):
+            found.append((path, r))
+    return found
+
+
+def results_table(results_dir: Path) -> str:
+    """One row per published anchor (its number in its own protocol's column, '-' elsewhere)
+    and one per run (every protocol it was scored with; '-' for one an older run lacks)."""
+    rows = ["| system | " + " | ".join(PROTOCOLS.values()) + " | wall time | source |",
+            "|---|" + "---|" * len(PROTOCOLS) + "---|---|"]
+    for label, protocol, bleu in ANCHORS:
+        cells = [f"{bleu:.2f}" if p == protocol else "-" for p in PROTOCOLS]
+        rows.append(f"| {label} | " + " | ".join(cells) + " | - | published |")
+    for path, r in repro_results(results_dir):
         s = r["scores"]["test_2016_flickr"]
-        m = r["config"]["model"]
-        label = (f"**ours: {r['name']}** ({m['n_enc_layers']}+{m['n_dec_layers']} layers, "
-                 f"d={m['d_model']}, beam {r['config']['eval']['beam_size']}, "
-                 f"{r['threads']} CPU threads)")
-        rows.append(f"| {label} | **{s['bleu_tok_lc']:.2f}** | {s['bleu_cased']:.2f} | "
-                    f"{s['bleu_lc']:.2f} | {wall_time(r)} | `{path.as_posix()}` |")
+        cells = [f"**{s[p]:.2f}**" if p in s else "-" for p in PROTOCOLS]
+        rows.append(f"| {run_label(r)} | " + " | ".join(cells)
+                    + f" | {wall_time(r)} | `{path.as_posix()}` |")
     return "\n".join(rows)
+
+
+def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
+    """Greedy val BLEU (tok, lc) against training minutes, one line per recorded run."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for _, r in repro_results(results_dir):
+        epochs = [h for h in r["history"] if "val_bleu_greedy" in h]
+        ax.plot([h["elapsed_s"] / 60 for h in epochs], [h["val_bleu_greedy"] for h in epochs],
+                "o-", ms=3, label=f"{r['name']} ({r['config']['data']['variant']})")
+    ax.set(xlabel="training minutes (2 CPU threads)", ylabel="val BLEU (tok, lc), greedy",
+           title="time to BLEU")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def update_readme(results_dir: Path, readme: Path) -> None:
@@ -86,6 +123,7 @@ def update_readme(results_dir: Path, readme: Path) -> None:
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{readme}: missing {BEGIN} / {END} markers")
     table = results_table(results_dir)
+    plot_time_to_bleu(results_dir, results_dir / "time_to_bleu.png")
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text), encoding="utf-8")
 

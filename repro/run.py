@@ -95,7 +95,8 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
     for split in available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang, "raw"):
         src_corpus, _ = pipeline.read(root, split)
         started = time.perf_counter()
-        hyps = translate_ids(model, [pipeline.encode(s) for s in src_corpus], **decode)
+        ids = [pipeline.encode(s, pipeline.src_lang) for s in src_corpus]
+        hyps = translate_ids(model, ids, **decode)
         seconds = time.perf_counter() - started
         plain = [pipeline.decode_tgt(h, plain=True) for h in hyps]
         refs_raw = read_split(root, split, pipeline.tgt_lang, "raw")
@@ -109,6 +110,20 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
             samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
                         "hypothesis": plain[i]} for i in range(0, len(plain), every)][:20]
     return scores, samples
+
+
+#: Validation BLEU levels whose first crossing ``time_to_bleu`` records.
+BLEU_LEVELS = (30, 35, 38)
+
+
+def time_to_bleu(history: list[dict]) -> dict[str, object]:
+    """Training minutes at the end of the first epoch whose greedy val BLEU (``bleu_tok_lc``)
+    reached each of :data:`BLEU_LEVELS` (None: never reached)."""
+    minutes: dict[str, object] = {"metric": "val_bleu_greedy (bleu_tok_lc, greedy decoding)"}
+    for level in BLEU_LEVELS:
+        first = next((h for h in history if h.get("val_bleu_greedy", -1) >= level), None)
+        minutes[str(level)] = None if first is None else round(first["elapsed_s"] / 60, 1)
+    return minutes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,17 +149,18 @@ def run(config: str, overrides: list[str]) -> int:
     resumed = train(config, overrides, out_dir)
     final = out_dir / "final.pt"
     scores, samples = evaluate(final, root, cfg.train.threads)
-    state = checkpoint.load(final)
+    state = checkpoint.TrainedModel.load(final)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "name": cfg.name, "command": f"make repro CONFIG={config}",
-        "scores": scores, "chosen_weights": state["chosen"],
-        "val_candidates": state["candidates"], "train_seconds": round(state["train_seconds"], 1),
-        "train_steps": state["steps"], "epochs": len(state["history"]),
-        "stopped_early": state["stopped"], "wall_seconds": round(time.time() - started, 1),
+        "scores": scores, "chosen_weights": state.chosen,
+        "val_candidates": state.candidates, "train_seconds": round(state.train_seconds, 1),
+        "train_steps": state.steps, "epochs": len(state.history),
+        "time_to_bleu": time_to_bleu(state.history),
+        "stopped_early": state.stopped, "wall_seconds": round(time.time() - started, 1),
         "resumed_from": resumed,
         "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
-        "config": cfg.to_dict(), "history": state["history"],
+        "config": cfg.to_dict(), "history": state.history,
     }
     path = RESULTS / f"{cfg.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

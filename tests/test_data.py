@@ -1,7 +1,11 @@
 """Fetching, verifying and reading Multi30k (uses the local mirror, never the network)."""
 
+import collections
 import gzip
+import http.server
 import shutil
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from dgl_transformer.mt.data import (
 
 pytestmark = NEEDS_MIRROR
 EN_DE = ("en", "de")
+EN_FILES = [DataFile(s, "en", v) for s in CORE_SPLITS for v in ("raw", "tok")]
 UNVERIFIED_OK = pytest.mark.filterwarnings("ignore:.*UNVERIFIED")
 
 
@@ -94,23 +99,95 @@ def test_corrupt_stored_file_is_never_read_and_fetch_replaces_it(tmp_path):
     assert len(read_split(dest, "val", "en", "tok")) == 1014
 
 
-def test_download_from_canonical_layout(tmp_path, monkeypatch):
-    """The URL path, offline: a file:// tree laid out like upstream (tok files uncompressed)."""
+class _Upstream(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; ``server.faults[path]`` lists failures for that path's next GETs."""
+
+    def do_GET(self):
+        self.server.hits[self.path] += 1
+        fault = self.server.faults.get(self.path, []) and self.server.faults[self.path].pop(0)
+        if fault == "503":
+            self.send_error(503)
+        elif fault == "cut":  # promise the whole file, send half, hang up
+            data = (self.server.root / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+        else:
+            super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def upstream(tmp_path, monkeypatch):
+    """An HTTP server on 127.0.0.1 laid out like upstream for 'en' (tok files uncompressed)."""
     monkeypatch.delenv("MULTI30K_DIR", raising=False)
-    upstream = tmp_path / "upstream"
-    for split in CORE_SPLITS:
-        for variant in ("raw", "tok"):
-            f = DataFile(split, "en", variant)
-            data = (MIRROR / f.relpath).read_bytes()
-            (upstream / f.url_path).parent.mkdir(parents=True, exist_ok=True)
-            (upstream / f.url_path).write_bytes(data if variant == "raw" else gzip.decompress(data))
+    root = tmp_path / "upstream"
+    for f in EN_FILES:
+        data = (MIRROR / f.relpath).read_bytes()
+        (root / f.url_path).parent.mkdir(parents=True, exist_ok=True)
+        (root / f.url_path).write_bytes(data if f.variant == "raw" else gzip.decompress(data))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_Upstream, directory=str(root))
+    )
+    server.root, server.url = root, f"http://127.0.0.1:{server.server_port}"
+    server.hits, server.faults = collections.Counter(), {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def stored_files(dest: Path) -> list[str]:
+    return sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+
+
+def test_download_from_canonical_layout(tmp_path, upstream):
     dest = tmp_path / "dest"
-    report = fetch(dest, langs=("en",), later_tests=True, base_url=upstream.as_uri())
+    report = fetch(dest, langs=("en",), later_tests=True, base_url=upstream.url)
     assert len(report.fetched) == 6 and len(report.skipped) == 6 and not report.unverified
+    assert all("HTTP 404" in line for line in report.skipped)
     assert read_split(dest, "val", "en", "tok") == read_split(MIRROR, "val", "en", "tok")
-    stored = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    wanted = [DataFile(s, "en", v).relpath for s in CORE_SPLITS for v in ("raw", "tok")]
-    assert stored == sorted(wanted)
+    assert stored_files(dest) == sorted(f.relpath for f in EN_FILES)
+
+
+@pytest.mark.parametrize("variant", ["raw", "tok"])
+def test_download_not_matching_the_registry_is_rejected(tmp_path, upstream, variant):
+    bad = DataFile("val", "en", variant)
+    served = upstream.root / bad.url_path
+    content = served.read_bytes()
+    served.write_bytes(
+        gzip.compress(gzip.decompress(content) + b"A dog.\n") if variant == "raw"
+        else content + b"a dog .\n"
+    )
+    dest = tmp_path / "dest"
+    message = one_line_error(fetch, dest, langs=("en",), base_url=upstream.url, retries=0)
+    assert message.startswith(f"{bad.url_path} from {upstream.url}: SHA-256 mismatch")
+    assert stored_files(dest) == sorted(f.relpath for f in EN_FILES if f != bad)
+
+
+@pytest.mark.parametrize("fault", ["503", "cut"])
+def test_transient_download_failure_is_retried(tmp_path, upstream, fault):
+    flaky = "/" + DataFile("train", "en", "raw").url_path
+    upstream.faults[flaky] = [fault]
+    dest = tmp_path / "dest"
+    report = fetch(dest, langs=("en",), base_url=upstream.url, retries=1)
+    assert upstream.hits[flaky] == 2 and len(report.fetched) == 6
+    assert read_split(dest, "train", "en") == read_split(MIRROR, "train", "en")
+    assert stored_files(dest) == sorted(f.relpath for f in EN_FILES)
+
+
+def test_persistent_http_error_is_one_line_and_stores_nothing(tmp_path, upstream):
+    flaky = "/" + DataFile("train", "en", "raw").url_path
+    upstream.faults[flaky] = ["503", "503"]
+    message = one_line_error(fetch, tmp_path / "dest", langs=("en",), base_url=upstream.url,
+                             retries=1)
+    assert message == f"{upstream.url}{flaky}: download failed (HTTP 503)"
+    assert "raw/train.en.gz" not in stored_files(tmp_path / "dest")
 
 
 def test_download_failure_is_one_line_and_stores_nothing(tmp_path, monkeypatch):

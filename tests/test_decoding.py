@@ -52,11 +52,9 @@ def test_beam_search_is_batch_independent_and_scores_no_worse():
     assert together == alone
 
     def logprob(s, y):
-        from dgl_transformer.training import teacher_forcing
-
-        tgt_in, gold = teacher_forcing([torch.tensor(y, dtype=torch.int64)])
-        lp = torch.log_softmax(model([s], tgt_in), -1)
-        return lp[torch.arange(len(gold)), gold].sum().item()
+        batch = model.collate([s], [torch.tensor(y, dtype=torch.int64)])
+        lp = torch.log_softmax(model(batch), -1)
+        return lp[torch.arange(len(batch.gold)), batch.gold].sum().item()
 
     # with no length penalty, beam 4 finds a sequence at least as likely as greedy's
     for s, b, g in zip(src, together, as_lists(greedy(model, src, 20)), strict=True):

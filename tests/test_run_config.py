@@ -1,5 +1,6 @@
 """Run configurations: every mistake is one line naming the file (or ``--set``) and the key."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from dgl_transformer.mt import train
-from dgl_transformer.mt.configs import ConfigError, load_config
+from dgl_transformer.mt.configs import ConfigError, RunConfig, load_config
+from dgl_transformer.mt.text import VARIANTS
+from dgl_transformer.nn.config import TransformerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "repro" / "configs").glob("*.yaml"))
@@ -39,10 +42,11 @@ def test_shipped_configs_load(path):
         ("train: {lr: .nan}", "train.lr must be a finite number, got nan"),
         ("train: {checkpoint_every: 0}", "train.checkpoint_every must be >= 1, got 0"),
         ("train: {label_smoothing: 1.0}", "train.label_smoothing must be in [0, 1), got 1.0"),
-        ("data: {variant: cased}", "data.variant must be one of raw, lc_tok, got 'cased'"),
+        ("data: {variant: cased}",
+         f"data.variant must be one of {', '.join(VARIANTS)}, got 'cased'"),
         ("data: {tgt_lang: en}", "data.src_lang and data.tgt_lang are both 'en'"),
         ("model: {d_model: 30}", "model: TransformerConfig: d_model=30 is not divisible"),
-        ("data: {max_len: 200}", "data.max_len=200 needs model.max_len > 200, got 128"),
+        ("data: {max_len: 300}", "data.max_len=300 needs model.max_len > 300, got 256"),
         ("train: 3", "train must be a mapping"),
         ("- a\n- b", "must be a mapping of sections"),
         ("train: {lr: [", "not valid YAML"),
@@ -98,3 +102,82 @@ def test_repeated_set_options_accumulate():
     assert args.set == ["train.seed=2", "train.lr=0.5", "data.max_len=9"]
     assert parser.parse_args([]).set == [] and overrides_args([]) == []
     assert overrides_args(args.set) == ["--set", *args.set]
+
+
+def write(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text + "\n")
+
+
+def test_child_overrides_only_the_keys_it_names(tmp_path):
+    write(tmp_path, {
+        "base.yaml": "name: base\ntrain: {lr: 0.5, max_epochs: 7, betas: [0.8, 0.9]}",
+        "runs/child.yaml": "base: ../base.yaml\ntrain: {max_epochs: 2, betas: [0.7, 0.8]}",
+    })
+    cfg = load_config(tmp_path / "runs" / "child.yaml")
+    assert (cfg.name, cfg.train.lr, cfg.train.max_epochs) == ("base", 0.5, 2)
+    assert cfg.train.betas == [0.7, 0.8]  # a list replaces, it does not merge
+
+
+def test_bases_chain_and_set_applies_last(tmp_path):
+    write(tmp_path, {
+        "a.yaml": "train: {lr: 0.5, seed: 3}\nmodel: {d_model: 64}",
+        "b.yaml": "base: a.yaml\ntrain: {seed: 4}",
+        "c.yaml": "base: b.yaml\nname: c\nmodel: {n_heads: 2}",
+    })
+    cfg = load_config(tmp_path / "c.yaml", ["train.seed=5", "model.d_model=32"])
+    assert (cfg.name, cfg.train.lr, cfg.train.seed) == ("c", 0.5, 5)
+    assert (cfg.model.d_model, cfg.model.n_heads) == (32, 2)
+    assert load_config(tmp_path / "c.yaml").train.seed == 4
+
+
+def test_base_cycle_names_the_files(tmp_path):
+    write(tmp_path, {"a.yaml": "base: b.yaml", "b.yaml": "base: a.yaml"})
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert error_of(a) == f"{b}: base cycle: {a} -> {b} -> {a}"
+    write(tmp_path, {"self.yaml": "base: self.yaml"})
+    assert "base cycle" in error_of(tmp_path / "self.yaml")
+
+
+@pytest.mark.parametrize(
+    "base_text, key",
+    [
+        ("train: {lrr: 0.1}", "unknown key 'train.lrr'"),
+        ("train: {lr: fast}", "train.lr must be float, got 'fast'"),
+        ("train: {max_epochs: 0}", "train.max_epochs must be >= 1, got 0"),
+    ],
+)
+def test_mistake_in_a_base_names_the_base(tmp_path, base_text, key):
+    write(tmp_path, {"base.yaml": base_text, "child.yaml": "base: base.yaml\nname: child"})
+    assert error_of(tmp_path / "child.yaml").startswith(f"{tmp_path / 'base.yaml'}: {key}")
+
+
+def test_mistake_in_a_child_names_the_child(tmp_path):
+    write(tmp_path, {"base.yaml": "name: base", "child.yaml": "base: base.yaml\ntrain: {lrr: 1}"})
+    child = tmp_path / "child.yaml"
+    assert error_of(child).startswith(f"{child}: unknown key 'train.lrr' (known: ")
+    write(tmp_path, {"child.yaml": "base: 3"})
+    assert error_of(child) == f"{child}: base must be str, got 3"
+
+
+def test_missing_base_is_one_line(tmp_path):
+    write(tmp_path, {"child.yaml": "base: gone.yaml"})
+    child = tmp_path / "child.yaml"
+    assert error_of(child) == f"{tmp_path / 'gone.yaml'}: no such config file (base of {child})"
+
+
+def test_model_section_follows_transformer_config():
+    model_fields = {f.name: f.default for f in dataclasses.fields(RunConfig().model)}
+    expected = {f.name: f.default for f in dataclasses.fields(TransformerConfig)
+                if f.name not in ("src_vocab", "tgt_vocab")}
+    assert model_fields == expected
+
+
+def test_model_config_uses_one_joint_vocabulary():
+    cfg = RunConfig.from_dict({"model": {"d_model": 64, "share_embeddings": True}})
+    model = cfg.model_config(500)
+    assert isinstance(model, TransformerConfig)
+    assert (model.src_vocab, model.tgt_vocab, model.d_model, model.share_embeddings) == (
+        500, 500, 64, True)
+    assert model.max_len == TransformerConfig(500, 500).max_len

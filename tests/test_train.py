@@ -14,16 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
+from dgl_transformer import training
 from dgl_transformer.mt import checkpoint, train
 from dgl_transformer.mt.data import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
-MIRROR = Path(os.environ.get("MULTI30K_DIR") or ROOT.parent / "shared" / "data" / "multi30k")
-pytestmark = pytest.mark.skipif(
-    not MIRROR.is_dir() and "MULTI30K_DIR" not in os.environ,
-    reason=f"no Multi30k mirror at {MIRROR}; set MULTI30K_DIR",
-)
+pytestmark = NEEDS_MIRROR
 #: 100 pairs make 5 batches an epoch: checkpoints at steps 3, 5 (epoch end), 6, 9, 10.
 TINY = {
     "name": "tiny",
@@ -125,8 +123,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(reference, tmp_p
     # bit for bit: every loss record (none twice), validation scores and final weights
     assert records(run) == records(ref)
     assert [r["kind"] for r in records(run)].count("final") == 1
-    assert_same_weights(checkpoint.load(run / "final.pt")["model"],
-                        checkpoint.load(ref / "final.pt")["model"])
+    assert_same_weights(checkpoint.TrainedModel.load(run / "final.pt").model,
+                        checkpoint.TrainedModel.load(ref / "final.pt").model)
     assert_same_weights(checkpoint.load(run / "last.pt")["optimizer"]["state"][0],
                         checkpoint.load(ref / "last.pt")["optimizer"]["state"][0])
 
@@ -159,8 +157,8 @@ def test_resume_falls_back_to_prev_when_last_is_corrupt(reference, tmp_path, cap
            f"{run / 'prev.pt'} instead" in err
     assert "resuming at epoch 1, batch 4, step 9" in err
     assert records(run) == records(ref)
-    assert_same_weights(checkpoint.load(run / "final.pt")["model"],
-                        checkpoint.load(ref / "final.pt")["model"])
+    assert_same_weights(checkpoint.TrainedModel.load(run / "final.pt").model,
+                        checkpoint.TrainedModel.load(ref / "final.pt").model)
 
 
 def test_existing_run_needs_resume_and_resume_needs_the_same_settings(reference, capsys):
@@ -181,7 +179,7 @@ def test_existing_run_needs_resume_and_resume_needs_the_same_settings(reference,
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(
     data_root, tmp_path, monkeypatch, capsys
 ):
-    real = train.smoothed_and_nll
+    real = training.smoothed_and_nll
     steps = []
 
     def poisoned(logits, gold, smoothing):
@@ -189,7 +187,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(
         steps.append(1)
         return (loss * float("nan"), nll) if len(steps) == 5 else (loss, nll)
 
-    monkeypatch.setattr(train, "smoothed_and_nll", poisoned)
+    monkeypatch.setattr(training, "smoothed_and_nll", poisoned)  # inside train_step
     config = write_config(tmp_path / "tiny.yaml", data_root, train={"checkpoint_every": 2})
     run = tmp_path / "run"
     assert train.main(["--config", str(config), "--set", f"train.out_dir={run}"]) == 1
@@ -232,7 +230,7 @@ def test_torchrun_two_processes_match_one_process(data_root, tmp_path):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-5), (a, b)
     assert proc.stderr.count("resuming") == 0 and proc.stderr.count("final candidate last") == 1
-    final_one = checkpoint.load(single / "final.pt")["model"]
-    final_two = checkpoint.load(ddp / "final.pt")["model"]
+    final_one = checkpoint.TrainedModel.load(single / "final.pt").model
+    final_two = checkpoint.TrainedModel.load(ddp / "final.pt").model
     assert all(torch.allclose(final_one[k], final_two[k], atol=1e-3) for k in final_one)
     assert len(checkpoint.load(ddp / "last.pt")["rng"]) == 2  # every rank's dropout stream

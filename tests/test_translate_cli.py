@@ -1,6 +1,7 @@
 """``python -m dgl_transformer.mt.translate``: one output line per input line whatever the input,
 and a one-line error for a checkpoint it cannot use (no data or training needed)."""
 
+import hashlib
 import io
 import random
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dgl_transformer.mt import checkpoint, translate
 from dgl_transformer.mt.configs import RunConfig
@@ -46,16 +48,16 @@ def make_checkpoint(path: Path, variant: str = "lc_tok", **changes) -> Path:
     model_cfg = TransformerConfig(src_vocab=320, tgt_vocab=320, d_model=16, n_heads=2, d_ff=32,
                                   n_enc_layers=1, n_dec_layers=1, max_len=64)
     run_cfg = RunConfig.from_dict({"eval": {"max_len_a": 0.0, "max_len_b": 3}})
-    state = {
-        "run_config": run_cfg.to_dict(), "model_config": model_cfg.to_dict(),
-        "pipeline": pipeline.to_state(), "model": GraphTransformer(model_cfg).state_dict(),
-    }
+    trained = checkpoint.TrainedModel(
+        run_config=run_cfg.to_dict(), model_config=model_cfg.to_dict(),
+        pipeline=pipeline.to_state(), model=GraphTransformer(model_cfg).state_dict(),
+    )
     for key, value in changes.items():
-        if key in state["model_config"]:
-            state["model_config"][key] = value
+        if key in trained.model_config:
+            trained.model_config[key] = value
         else:
-            state[key] = value
-    checkpoint.save_atomic(state, path)
+            setattr(trained, key, value)
+    trained.save(path)
     return path
 
 
@@ -126,8 +128,8 @@ def test_corrupt_checkpoint_exits_non_zero_with_one_line(good_checkpoint, tmp_pa
 )
 def test_unusable_checkpoint_gives_one_line_error(tmp_path, capsys, changes, message):
     if changes == "fingerprint":
-        state = checkpoint.load(make_checkpoint(tmp_path / "good.pt"))
-        changes = {"pipeline": {**state["pipeline"], "fingerprint": "0" * 64}}
+        state = checkpoint.TrainedModel.load(make_checkpoint(tmp_path / "good.pt"))
+        changes = {"pipeline": {**state.pipeline, "fingerprint": "0" * 64}}
     if "src_vocab" in changes:  # weights that fit the (wrong) config: only the vocab check fails
         cfg = TransformerConfig(src_vocab=300, tgt_vocab=300, d_model=16, n_heads=2, d_ff=32,
                                 n_enc_layers=1, n_dec_layers=1, max_len=64)
@@ -137,6 +139,22 @@ def test_unusable_checkpoint_gives_one_line_error(tmp_path, capsys, changes, mes
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {path}: ")
     assert message in err
+
+
+def test_checkpoint_of_an_older_version_names_the_version(tmp_path, capsys):
+    path = tmp_path / "old.pt"
+    checkpoint.save_atomic({"model": {}}, path)
+    data = path.read_bytes()  # rewrite the format tag as an older release wrote it
+    body = torch.load(io.BytesIO(data[: -checkpoint.TRAILER_LEN]), weights_only=True)
+    buffer = io.BytesIO()
+    torch.save({**body, "format": "dgl-transformer-checkpoint/2"}, buffer)
+    digest = hashlib.sha256(buffer.getbuffer()).hexdigest().encode()
+    path.write_bytes(buffer.getvalue() + checkpoint.TRAILER_TAG + digest)
+    assert translate.main(["--checkpoint", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "checkpoint version 'dgl-transformer-checkpoint/2'" in err
+    assert "'dgl-transformer-checkpoint/3'" in err
 
 
 def test_missing_checkpoint_file(tmp_path, capsys):

@@ -8,6 +8,11 @@ the target (``os.replace`` is atomic on POSIX), and the directory is fsync'ed.
 
 A run directory keeps ``last.pt`` and the one before it, ``prev.pt``; :func:`load_latest`
 falls back to ``prev.pt`` when ``last.pt`` is missing or damaged, and says so on stderr.
+
+Every file carries ``format`` (:data:`FORMAT`, whose number is the schema version); a file of
+another version is refused with one line naming both versions. A trained model (``final.pt``)
+has one schema, :class:`TrainedModel`, with :meth:`TrainedModel.save` and
+:meth:`TrainedModel.load`; ``translate``, ``repro/run.py`` and the tests all go through it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import io
 import os
 import sys
 import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-FORMAT = "dgl-transformer-checkpoint/2"
+FORMAT = "dgl-transformer-checkpoint/3"
 TRAILER_TAG = b"\ndgl-transformer-sha256:"
 TRAILER_LEN = len(TRAILER_TAG) + 64  # the tag, then the digest as 64 hex digits
 
@@ -85,8 +91,10 @@ def load(path: str | Path) -> dict[str, Any]:
         obj = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged zip/pickle data
         raise CheckpointError(f"{path}: unreadable checkpoint ({_first_sentence(err)})") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file")
+    found = obj.get("format") if isinstance(obj, dict) else None
+    if found != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint version {found!r}, but this code reads "
+                              f"{FORMAT!r}: retrain, or translate with the release that wrote it")
     return obj
 
 
@@ -135,3 +143,43 @@ def load_latest(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
             print(f"warning: {e}; resuming from {path} instead", file=sys.stderr)
         return path, obj
     raise CheckpointError("; ".join(errors) + ": no usable checkpoint to resume from")
+
+
+@dataclass
+class TrainedModel:
+    """The schema of ``final.pt``: everything ``translate`` needs, and the run's record.
+
+    ``run_config``, ``model_config`` and ``pipeline`` are the plain-dict forms of
+    :class:`~dgl_transformer.mt.configs.RunConfig`, :class:`~dgl_transformer.TransformerConfig`
+    and :class:`~dgl_transformer.mt.text.TextPipeline`; ``model`` is the state dict of the
+    chosen weights (``chosen``: ``last`` or ``average_last_N``), ``candidates`` their
+    validation scores, ``history`` the per-epoch records.
+    """
+
+    run_config: dict[str, Any]
+    model_config: dict[str, Any]
+    pipeline: dict[str, Any]
+    model: dict[str, Any]
+    chosen: str = "last"
+    candidates: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None
+    train_seconds: float = 0.0
+    steps: int = 0
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, with the checksum trailer."""
+        save_atomic({"kind": "trained_model", **{f.name: getattr(self, f.name)
+                                                 for f in fields(self)}}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedModel:
+        """Read and verify ``path``; a missing field is a one-line :class:`CheckpointError`."""
+        obj = load(path)
+        if obj.get("kind") != "trained_model":
+            raise CheckpointError(f"{path}: not a trained model (final.pt) checkpoint")
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names[:4] if n not in obj]
+        if missing:
+            raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+        return cls(**{n: obj[n] for n in names if n in obj})

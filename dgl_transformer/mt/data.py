@@ -19,17 +19,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import http.client
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pooch
+import requests
+
+pooch.get_logger().setLevel("WARNING")  # our report lists what was fetched
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUMS_DIR = REPO_ROOT / "data"
@@ -239,12 +240,15 @@ class FilterReport:
 def filter_pairs(
     src: Sequence[str], tgt: Sequence[str], max_len: int,
     length_fn: Callable[[str], int] = lambda s: len(s.split()),
+    tgt_length_fn: Callable[[str], int] | None = None,
 ) -> tuple[list[str], list[str], FilterReport]:
     """Drop training pairs with a blank side or a side longer than ``max_len``.
 
-    ``length_fn`` measures a sentence (default: whitespace tokens; pass the subword encoder's
-    length for the model's view). For training data only: never filter val or test sets.
+    ``length_fn`` measures a sentence (default: whitespace tokens; pass the encoder's length
+    for the model's view), ``tgt_length_fn`` a target one (default: ``length_fn``). For
+    training data only: never filter val or test sets.
     """
+    tgt_length_fn = tgt_length_fn or length_fn
     if len(src) != len(tgt):
         raise DataError(f"filter_pairs: {len(src)} source lines but {len(tgt)} target lines")
     kept_src, kept_tgt = [], []
@@ -252,7 +256,7 @@ def filter_pairs(
     for s, t in zip(src, tgt, strict=True):
         if not s.strip() or not t.strip():
             blank += 1
-        elif max(length_fn(s), length_fn(t)) > max_len:
+        elif max(length_fn(s), tgt_length_fn(t)) > max_len:
             too_long += 1
         else:
             kept_src.append(s)
@@ -264,42 +268,41 @@ class _NotFound(Exception):
     """The source does not have this file (no error for optional test sets)."""
 
 
-def _from_mirror(mirror: Path, f: DataFile) -> bytes:
-    path = mirror / f.relpath
-    if not path.is_file():
-        raise _NotFound(f"{path}: not in the mirror")
-    return path.read_bytes()
+def _downloader(
+    f: DataFile, mirror: Path | None, where: str
+) -> Callable[[str, str, pooch.Pooch], None]:
+    """A pooch downloader for ``f`` that copies from ``mirror`` if given, else uses HTTP.
+
+    It writes the bytes the registry's hash covers (the ``.gz`` file for raw, plain text for
+    tok); a file the source lacks raises :class:`_NotFound`, which pooch does not retry.
+    """
+
+    def download(url: str, output_file: str, pup: pooch.Pooch) -> None:
+        if mirror is not None:
+            path = mirror / f.relpath
+            if not path.is_file():
+                raise _NotFound(f"{path}: not in the mirror")
+            stored = path.read_bytes()
+            plain = _gunzip(stored, where)
+            Path(output_file).write_bytes(stored if f.variant == "raw" else plain)
+            return
+        try:
+            pooch.HTTPDownloader(timeout=60)(url, output_file, pup)
+        except requests.HTTPError as err:
+            if err.response.status_code == 404:
+                raise _NotFound(f"{url}: not published (HTTP 404)") from None
+            raise
+        if f.variant == "raw":  # broken gzip data: DataError (the later test sets have no sum)
+            _gunzip(Path(output_file).read_bytes(), where)
+
+    return download
 
 
-def _from_url(base_url: str, f: DataFile) -> bytes:
-    url = f"{base_url}/{f.url_path}"
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read()
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            raise _NotFound(f"{url}: not published (HTTP 404)") from None
-        raise DataError(f"{url}: download failed (HTTP {err.code})") from None
-    except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, cut-off reads
-        if isinstance(getattr(err, "reason", None), FileNotFoundError):
-            raise _NotFound(f"{url}: not found") from None
-        raise DataError(
-            f"{url}: download failed ({err}); set {MIRROR_ENV} to a local mirror"
-        ) from None
-    return data if f.variant == "raw" else gzip.compress(data, mtime=0)
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write to a temporary file next to ``target``, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _gzip_in_place(fname: str, action: str, pup: pooch.Pooch) -> str:
+    """pooch processor for tok files: replace the verified plain text by ``<name>.gz``."""
+    plain = Path(fname)
+    plain.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    return str(plain.replace(plain.with_name(plain.name + ".gz")))
 
 
 @dataclass
@@ -349,22 +352,30 @@ def _wanted(langs: Sequence[str], later_tests: bool) -> list[DataFile]:
 
 def fetch(
     dest: Path = DEFAULT_DEST, mirror: Path | None = None, *, langs: Sequence[str] = LANGS,
-    later_tests: bool = False, base_url: str = BASE_URL,
+    later_tests: bool = False, base_url: str = BASE_URL, retries: int = 2,
 ) -> FetchReport:
     """Copy (from a local mirror) or download Multi30k into ``dest``, verifying every file.
 
-    Files already in ``dest`` that verify are kept; ones that do not are deleted and fetched
-    again. A fetched file that fails verification is never stored. ``later_tests`` also fetches
-    the 2017/2018 test sets, which have no pinned sum (reported as UNVERIFIED; skipped where
-    the source lacks them). Raises :class:`DataError` at the end if any wanted file failed.
+    Both go through a pooch registry of the pinned sums: each file lands in a temporary file,
+    is checked, and only then moved into place. Files already in ``dest`` that verify are kept;
+    ones that do not are deleted and fetched again. A failed download (not a mirror copy) is
+    tried ``retries`` more times; an unreachable server ends the fetch. ``later_tests`` also
+    fetches the 2017/2018 test sets, which have no pinned sum (reported as UNVERIFIED; skipped
+    where the source lacks them). Raises :class:`DataError` at the end if any wanted file failed.
     """
-    dest = Path(dest)
     source = resolve_mirror(mirror)
-    get = (lambda f: _from_mirror(source, f)) if source else (lambda f: _from_url(base_url, f))
-    report = FetchReport(str(source) if source else base_url, dest)
+    report = FetchReport(str(source) if source else base_url, Path(dest))
     sums = load_sums()
-    for f in _wanted(langs, later_tests):
-        _fetch_one(f, dest, get, sums, report)
+    wanted = _wanted(langs, later_tests)
+    registry = {
+        f.url_path: f"sha256:{sums[f.variant][f.upstream_name]}"
+        if f.upstream_name in sums[f.variant] else None
+        for f in wanted
+    }
+    pup = pooch.create(dest, base_url, registry=registry, retry_if_failed=0 if source else retries)
+    for f in wanted:
+        if not _fetch_one(f, pup, source, sums, report):
+            break
     if report.failed:
         more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
         raise DataError(f"{report.failed[0]}{more}")
@@ -372,32 +383,43 @@ def fetch(
 
 
 def _fetch_one(
-    f: DataFile, dest: Path, get: Callable[[DataFile], bytes], sums: dict[str, dict[str, str]],
+    f: DataFile, pup: pooch.Pooch, mirror: Path | None, sums: dict[str, dict[str, str]],
     report: FetchReport,
-) -> None:
-    target = dest / f.relpath
-    pinned = f.upstream_name in sums[f.variant]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # unverified files are listed in the report instead
-        if target.is_file():
-            try:
-                check_content(f, target.read_bytes(), str(target), sums, allow_unverified=True)
-                (report.present if pinned else report.unverified).append(str(target))
-                return
-            except DataError:
-                target.unlink()  # corrupt copy: never leave it where a read would find it
+) -> bool:
+    """Fetch ``f`` unless a verified copy is in ``report.dest``; False: server unreachable."""
+    target = report.dest / f.relpath
+    known = pup.registry[f.url_path]
+    if target.is_file():
         try:
-            stored = get(f)
-            check_content(f, stored, f"{f.url_path} from {report.source}", sums,
-                          allow_unverified=True)
-        except _NotFound as err:
-            (report.skipped if f.split in LATER_TEST_SETS else report.failed).append(str(err))
-            return
-        except DataError as err:
-            report.failed.append(str(err))
-            return
-    _write_atomic(target, stored)
-    (report.fetched if pinned else report.unverified).append(str(target))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unverified files are listed in the report
+                check_content(f, target.read_bytes(), str(target), sums, allow_unverified=True)
+            (report.present if known else report.unverified).append(str(target))
+            return True
+        except DataError:
+            target.unlink()  # corrupt copy: never leave it where a read would find it
+    url = pup.get_url(f.url_path)
+    where = f"{f.url_path} from {report.source}"
+    try:
+        pup.fetch(
+            f.url_path, processor=None if f.variant == "raw" else _gzip_in_place,
+            downloader=_downloader(f, mirror, where),
+        )
+    except _NotFound as err:
+        (report.skipped if f.split in LATER_TEST_SETS else report.failed).append(str(err))
+    except DataError as err:
+        report.failed.append(str(err))
+    except requests.HTTPError as err:
+        report.failed.append(f"{url}: download failed (HTTP {err.response.status_code})")
+    except requests.RequestException as err:
+        report.failed.append(f"{url}: download failed ({err}); set {MIRROR_ENV} to a local mirror")
+        return not isinstance(err, requests.ConnectionError)
+    except ValueError:  # the only other ValueError pooch raises here: its hash check
+        expected = known.removeprefix("sha256:")
+        report.failed.append(f"{where}: SHA-256 mismatch (expected {expected[:12]}...)")
+    else:
+        (report.fetched if known else report.unverified).append(str(target))
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -47,14 +47,14 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 
-from ..nn.config import TransformerConfig
+from ..nn.batch import PackedBatch
 from ..nn.model import GraphTransformer
-from ..training import smoothed_and_nll, teacher_forcing
+from ..training import NonFiniteLoss, smoothed_and_nll, train_step, warmup_inverse_sqrt
 from . import checkpoint
 from .batching import make_batches
 from .configs import ConfigError, RunConfig, add_overrides_argument, load_config
 from .data import DataError, fetch, filter_pairs, read_split
-from .evaluate import bleu_tok_lc, translate_ids
+from .evaluate import bleu_scores, translate_ids
 from .text import TextPipeline
 
 
@@ -66,11 +66,13 @@ class TrainingError(RuntimeError):
 class Split:
     src: list[Tensor]
     tgt: list[Tensor]
+    refs_raw: list[str]  # cased raw target side, for BLEU
     refs_tok: list[str]  # official lowercased tokenised target side, for BLEU
 
-
-def model_config(cfg: RunConfig, vocab: int) -> TransformerConfig:
-    return TransformerConfig(src_vocab=vocab, tgt_vocab=vocab, **vars(cfg.model))
+    def lengths(self) -> tuple[list[int], list[int]]:
+        """Token-budget lengths of every pair: source tokens, decoder positions."""
+        return ([len(s) for s in self.src],
+                [PackedBatch.decoder_length(len(t)) for t in self.tgt])
 
 
 def ensure_data(cfg: RunConfig) -> Path:
@@ -83,11 +85,15 @@ def ensure_data(cfg: RunConfig) -> Path:
     return root
 
 
-def encode_split(pipeline: TextPipeline, src: list[str], tgt: list[str], refs: list[str]) -> Split:
-    def as_tensor(text: str) -> Tensor:
-        return torch.tensor(pipeline.encode(text), dtype=torch.int64)
+def encode_split(
+    pipeline: TextPipeline, src: list[str], tgt: list[str], refs_raw: list[str],
+    refs_tok: list[str],
+) -> Split:
+    def as_tensor(text: str, lang: str) -> Tensor:
+        return torch.tensor(pipeline.encode(text, lang), dtype=torch.int64)
 
-    return Split([as_tensor(s) for s in src], [as_tensor(t) for t in tgt], refs)
+    return Split([as_tensor(s, pipeline.src_lang) for s in src],
+                 [as_tensor(t, pipeline.tgt_lang) for t in tgt], refs_raw, refs_tok)
 
 
 def load_splits(
@@ -100,22 +106,21 @@ def load_splits(
     src, tgt = pipeline.read(root, "train")
     if cfg.data.train_limit:
         src, tgt = src[: cfg.data.train_limit], tgt[: cfg.data.train_limit]
-    length = lru_cache(maxsize=None)(lambda text: len(pipeline.encode(text)))
-    src, tgt, report = filter_pairs(src, tgt, cfg.data.max_len, length_fn=length)
+
+    def length(lang: str) -> Callable[[str], int]:
+        return lru_cache(maxsize=None)(lambda text: len(pipeline.encode(text, lang)))
+
+    src, tgt, report = filter_pairs(src, tgt, cfg.data.max_len, length(pipeline.src_lang),
+                                    length(pipeline.tgt_lang))
     val_src, val_tgt = pipeline.read(root, "val")
-    val_refs = read_split(root, "val", pipeline.tgt_lang, "tok")
+    refs_raw = read_split(root, "val", pipeline.tgt_lang, "raw")
+    refs_tok = read_split(root, "val", pipeline.tgt_lang, "tok")
     n = cfg.data.val_limit or len(val_src)
     return (
-        encode_split(pipeline, src, tgt, []),
-        encode_split(pipeline, val_src[:n], val_tgt[:n], val_refs[:n]),
+        encode_split(pipeline, src, tgt, [], []),
+        encode_split(pipeline, val_src[:n], val_tgt[:n], refs_raw[:n], refs_tok[:n]),
         f"train: {report}",
     )
-
-
-def inverse_sqrt(step: int, warmup: int) -> float:
-    """Learning-rate factor: linear warm-up to 1 at ``warmup``, then ``sqrt(warmup / step)``."""
-    step = max(step, 1)
-    return step / warmup if step < warmup else math.sqrt(warmup / step)
 
 
 #: Keys a resumed run may change; every other data/model/train key must match the checkpoint.
@@ -176,16 +181,14 @@ class Trainer:
                 raise checkpoint.CheckpointError(f"{path}: {err}") from None
         self.train_set, self.val_set, report = load_splits(cfg, self.pipeline, root)
         self.say(report)
-        self.model_cfg = model_config(cfg, self.pipeline.tokenizer.vocab_size)
+        self.model_cfg = cfg.model_config(self.pipeline.tokenizer.vocab_size)
         self.model = GraphTransformer(self.model_cfg)
         torch.manual_seed(cfg.train.seed + self.rank)  # each rank its own dropout stream
         t = cfg.train
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
         )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: inverse_sqrt(s, t.warmup_steps)
-        )
+        self.sched = warmup_inverse_sqrt(self.opt, t.warmup_steps)
         self.step, self.epoch, self.batch_pos, self.elapsed = 0, 0, 0, 0.0
         # running sums: the log window, and the epoch's training NLL
         self.sums = dict.fromkeys(("loss", "nll", "tokens", "time", "epoch_nll",
@@ -269,43 +272,42 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[int]]:
-        lens_s = [len(s) for s in self.train_set.src]
-        lens_t = [len(t) + 1 for t in self.train_set.tgt]
-        return make_batches(lens_s, lens_t, self.cfg.train.max_tokens, shuffle=True,
+        return make_batches(*self.train_set.lengths(), self.cfg.train.max_tokens, shuffle=True,
                             seed=self.cfg.train.seed, epoch=epoch)
 
-    def train_step(self, batch: list[int]) -> tuple[float, float, int]:
-        """One update on a global batch; returns its smoothed loss, NLL and target tokens.
+    def update(self, batch: list[int]) -> tuple[float, float, int]:
+        """One update on a global batch (this rank collates its share); returns its smoothed
+        loss, NLL and target tokens.
 
         Raises :class:`TrainingError`, before updating anything, if the loss or the gradient
         norm is not finite.
         """
         mine = batch[self.rank :: self.world]
-        weight = 1.0 if mine else 0.0  # a rank with no sentence still joins the all-reduce
-        mine = mine or batch[:1]
-        n_tokens = sum(len(self.train_set.tgt[i]) + 1 for i in batch)
-        tgt_in, gold = teacher_forcing([self.train_set.tgt[i] for i in mine])
-        logits = self.ddp([self.train_set.src[i] for i in mine], tgt_in)
-        loss_sum, nll_sum = smoothed_and_nll(logits, gold, self.cfg.train.label_smoothing)
-        # DDP averages gradients over ranks: scale so the update is that of the global mean
-        (loss_sum * (weight * self.world / n_tokens)).backward()
-        sums = torch.stack([loss_sum.detach() * weight, nll_sum * weight])
-        if self.world > 1:
-            dist.all_reduce(sums)
-        loss, nll = (sums / n_tokens).tolist()
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                    self.cfg.train.clip_norm))
-        if not (math.isfinite(loss) and math.isfinite(norm)):
+        # a rank with no sentence still joins the all-reduce, with a zero-weight batch
+        share = self.collate(mine or batch[:1])
+        tgt = self.train_set.tgt
+        n_tokens = sum(PackedBatch.decoder_length(len(tgt[i])) for i in batch)
+        t = self.cfg.train
+        try:
+            stats = train_step(
+                self.ddp, share, self.opt, self.sched, label_smoothing=t.label_smoothing,
+                clip_norm=t.clip_norm, tokens=n_tokens,
+                # DDP averages gradients over ranks: scale so the update is the global mean's
+                grad_scale=self.world if mine else 0.0,
+                all_reduce=dist.all_reduce if self.world > 1 else None,
+            )
+        except NonFiniteLoss as err:
             kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
             raise TrainingError(
-                f"non-finite loss ({loss}) or gradient norm ({norm}) at step {self.step + 1} "
-                f"(epoch {self.epoch}, batch {self.batch_pos}); stopped before the update; "
-                f"last good checkpoint in {self.out}: {kept}"
-            )
-        self.opt.step()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
-        return loss, nll, n_tokens
+                f"{err} at step {self.step + 1} (epoch {self.epoch}, batch {self.batch_pos}); "
+                f"stopped before the update; last good checkpoint in {self.out}: {kept}"
+            ) from None
+        return stats.loss, stats.nll, stats.tokens
+
+    def collate(self, pairs: list[int], split: Split | None = None) -> PackedBatch:
+        """The packed batch of pairs ``pairs`` of ``split`` (default: the training set)."""
+        split = split or self.train_set
+        return self.model.collate([split.src[i] for i in pairs], [split.tgt[i] for i in pairs])
 
     def tick(self) -> None:
         """Add the wall time since the last tick (training and validation) to ``elapsed``."""
@@ -357,7 +359,7 @@ class Trainer:
         batches = self.batches(self.epoch)
         while self.batch_pos < len(batches) and not self.out_of_time():
             started = time.perf_counter()
-            loss, nll, n = self.train_step(batches[self.batch_pos])
+            loss, nll, n = self.update(batches[self.batch_pos])
             self.tick()
             self.step += 1
             self.batch_pos += 1
@@ -408,23 +410,24 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, model: GraphTransformer) -> dict[str, float]:
-        """Validation NLL per token and greedy BLEU (``bleu_tok_lc`` protocol)."""
+        """Validation NLL per token and greedy BLEU: ``val_bleu_greedy`` on the ``bleu_tok_lc``
+        protocol (it picks the final weights), ``val_bleu_cased`` and ``val_bleu_dgl`` too."""
         model.eval()
         val = self.val_set
         nll = tokens = 0
-        for batch in make_batches([len(s) for s in val.src], [len(t) + 1 for t in val.tgt],
-                                  self.cfg.train.max_tokens, shuffle=False):
-            tgt_in, gold = teacher_forcing([val.tgt[i] for i in batch])
-            nll += smoothed_and_nll(model([val.src[i] for i in batch], tgt_in), gold, 0.0)[1]
-            tokens += len(gold)
+        for pairs in make_batches(*val.lengths(), self.cfg.train.max_tokens, shuffle=False):
+            batch = self.collate(pairs, val)
+            nll += smoothed_and_nll(model(batch), batch.gold, 0.0)[1]
+            tokens += batch.num_target_tokens
         n = self.cfg.train.val_bleu_sentences or len(val.src)
         e = self.cfg.eval
         hyps = translate_ids(model, [s.tolist() for s in val.src[:n]], 1, e.length_penalty,
                              e.max_len_a, e.max_len_b, e.batch_sentences)
         plain = [self.pipeline.decode_tgt(h, plain=True) for h in hyps]
-        bleu = bleu_tok_lc(plain, val.refs_tok[:n], self.pipeline.tgt_lang)
+        bleu = bleu_scores(plain, val.refs_raw[:n], val.refs_tok[:n], self.pipeline.tgt_lang)
         model.train()
-        return {"val_nll": float(nll) / tokens, "val_bleu_greedy": round(bleu, 2)}
+        return {"val_nll": float(nll) / tokens, "val_bleu_greedy": bleu["bleu_tok_lc"],
+                "val_bleu_cased": bleu["bleu_cased"], "val_bleu_dgl": bleu["bleu_dgl"]}
 
     def finish(self) -> None:
         """Pick last epoch vs. averaged last epochs on val BLEU; write ``final.pt``."""
@@ -442,12 +445,12 @@ class Trainer:
             scores[name] = self.validate(probe)
             print(f"final candidate {name}: {scores[name]}", file=sys.stderr)
         best = max(scores, key=lambda k: scores[k]["val_bleu_greedy"])
-        checkpoint.save_atomic({
-            "run_config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(),
-            "pipeline": self.pipeline.to_state(), "model": candidates[best], "chosen": best,
-            "candidates": scores, "history": self.history, "stopped": self.stopped,
-            "train_seconds": self.elapsed, "steps": self.step,
-        }, self.out / "final.pt")
+        checkpoint.TrainedModel(
+            run_config=self.cfg.to_dict(), model_config=self.model_cfg.to_dict(),
+            pipeline=self.pipeline.to_state(), model=candidates[best], chosen=best,
+            candidates=scores, history=self.history, stopped=self.stopped,
+            train_seconds=self.elapsed, steps=self.step,
+        ).save(self.out / "final.pt")
         self.write_log({"kind": "final", "step": self.step, "chosen": best, "candidates": scores,
                         "stopped": self.stopped, "train_seconds": self.elapsed})
 

@@ -22,7 +22,7 @@ import torch
 
 from ..nn.config import TransformerConfig
 from ..nn.model import GraphTransformer
-from .checkpoint import CheckpointError, load
+from .checkpoint import CheckpointError, TrainedModel
 from .configs import RunConfig
 from .evaluate import translate_ids
 from .text import TextPipeline
@@ -33,13 +33,13 @@ def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, d
 
     Anything wrong with the checkpoint raises a one-line :class:`CheckpointError`.
     """
-    state = load(path)
+    state = TrainedModel.load(path)
     try:
-        pipeline = TextPipeline.from_state(state["pipeline"])
-        cfg = TransformerConfig.from_dict(state["model_config"])
-        run_cfg = RunConfig.from_dict(state["run_config"], "run_config").to_dict()
+        pipeline = TextPipeline.from_state(state.pipeline)
+        cfg = TransformerConfig.from_dict(state.model_config)
+        run_cfg = RunConfig.from_dict(state.run_config, "run_config").to_dict()
         model = GraphTransformer(cfg)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.model)
     except KeyError as err:
         raise CheckpointError(f"{path}: checkpoint lacks {err}") from None
     except Exception as err:  # a damaged state can raise almost any type

@@ -1,34 +1,42 @@
 """Greedy and beam-search decoding for :class:`~dgl_transformer.nn.model.GraphTransformer`.
 
-Decoding grows the decoder graph one node per live hypothesis per step. Two states implement
-a step, with one interface (``start``, ``step``, ``select``):
+Decoding grows the decoder graph one node per live hypothesis per step. Every step goes
+through the model's own :meth:`~dgl_transformer.nn.model.GraphTransformer.decode`; two states
+say what a step feeds it, with one interface (constructor, ``step``, ``select``):
 
-* :class:`DecoderState`, the incremental cache: the keys and values of every token ever decoded
-  stay in one append-only buffer per layer, and each hypothesis keeps its *path*, the buffer
-  rows of its own tokens. A step computes only the new tokens: the self-attention graph of a
-  new node has an edge from each node on its hypothesis' path (and from itself), and
+* :class:`IncrementalCache` (fairseq's incremental state): the keys and values of every token
+  ever decoded stay in one append-only buffer per layer, and each hypothesis keeps its *path*,
+  the buffer rows of its own tokens. A step feeds only the new tokens: the self-attention graph
+  of a new node has an edge from each row on its hypothesis' path (and from itself), and
   cross-attention reads encoder keys/values projected once per source. Hypotheses that share a
-  prefix share its nodes, so reordering or repeating hypotheses copies row indices, never keys
+  prefix share its rows, so reordering or repeating hypotheses copies row indices, never keys
   and values.
-* :class:`PrefixState`, the naive reference: every step re-runs the whole decoder on each
-  hypothesis' full prefix (the encoder still runs once). The cache must reproduce it exactly.
+* :class:`PrefixState`, the naive reference: every step feeds each hypothesis' whole prefix
+  (the encoder still runs once). The cache must reproduce it exactly.
 
+Neither state ever proposes PAD, BOS or UNK: their logits are masked before any choice.
 All decoders return target ids without BOS and EOS, one tensor per source, in input order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dgl
 import torch
 from torch import Tensor
 
-from ..tokens import BOS, EOS
+from ..tokens import BOS, EOS, PAD, UNK
 from . import graphs
 from .attention import Attend
-from .model import GraphTransformer
+from .batch import DecoderInput
+
+if TYPE_CHECKING:  # for annotations only: the model imports this module
+    from .model import GraphTransformer
+
+#: Ids a decoder must never produce as a next token.
+NEVER_PREDICTED = (PAD, BOS, UNK)
 
 
 def _from_rows(rows: Tensor, num_src: int, device: torch.device) -> dgl.DGLGraph:
@@ -42,8 +50,13 @@ def _from_rows(rows: Tensor, num_src: int, device: torch.device) -> dgl.DGLGraph
     )
 
 
-@dataclass
-class DecoderState:
+def _masked(logits: Tensor) -> Tensor:
+    """``logits`` with the never-predicted ids set to ``-inf``."""
+    logits[:, list(NEVER_PREDICTED)] = float("-inf")
+    return logits
+
+
+class IncrementalCache:
     """The incremental cache (see the module docstring).
 
     ``keys[l]`` and ``values[l]`` are ``[capacity, heads, head_dim]`` buffers of decoder layer
@@ -51,24 +64,18 @@ class DecoderState:
     hypothesis ``h``'s tokens, and ``src_of_hyp[h]`` the source sentence it translates.
     """
 
-    memory_kv: list[tuple[Tensor, Tensor]]
-    src_lens: Tensor
-    src_of_hyp: Tensor
-    keys: list[Tensor]
-    values: list[Tensor]
-    paths: Tensor
-    used: int = 0
-
-    @classmethod
-    def start(cls, model: GraphTransformer, src: Sequence[Tensor]) -> DecoderState:
-        memory, src_lens = model.encode(src)
+    def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
+        batch = model.as_batch(src)
+        memory = model.encode(batch)
         # contiguous once here, rather than copied by every step's attention kernel
-        kv = [tuple(t.contiguous() for t in layer.cross_attn.project_kv(memory))
-              for layer in model.decoder]
-        n, d = len(src), model.cfg
-        buffers = [memory.new_empty(8 * n, d.n_heads, d.head_dim) for _ in range(2 * len(kv))]
-        paths = torch.empty(n, 0, dtype=torch.int64)
-        return cls(kv, src_lens, torch.arange(n), buffers[::2], buffers[1::2], paths)
+        self.memory_kv = [tuple(t.contiguous() for t in layer.cross_attn.project_kv(memory))
+                          for layer in model.decoder]
+        n, cfg = len(batch), model.cfg
+        self.keys = [memory.new_empty(8 * n, cfg.n_heads, cfg.head_dim) for _ in model.decoder]
+        self.values = [torch.empty_like(b) for b in self.keys]
+        self.src_lens, self.src_of_hyp = batch.src_lens, torch.arange(n)
+        self.paths = torch.empty(n, 0, dtype=torch.int64)
+        self.used, self.rows = 0, slice(0, 0)
 
     @property
     def steps(self) -> int:
@@ -90,49 +97,43 @@ class DecoderState:
         self.used += n
         return rows
 
-    def _self_attend(self, model: GraphTransformer, layer: int, rows: slice, graph) -> Attend:
-        """Layer ``layer``'s self-attention: store the new keys/values in ``rows``, then let
-        each new token attend along its hypothesis' path (``graph``)."""
-        dropout = model.attn_dropout()
+    def memory(self, layer: int) -> tuple[Tensor, Tensor]:
+        """Layer ``layer``'s cross-attention keys and values of the encoder output."""
+        return self.memory_kv[layer]
 
-        def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            self.keys[layer][rows], self.values[layer][rows] = k, v
-            keys, values = self.keys[layer][: self.used], self.values[layer][: self.used]
-            return model.attention_kernel(graph, q, keys, values, dropout)
+    def self_attend(self, layer: int, attend: Attend) -> Attend:
+        """Layer ``layer``'s self-attention: store the new keys/values in this step's rows,
+        then ``attend`` from every cached row (along the step's graph)."""
 
-        return attend
+        def cached(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            self.keys[layer][self.rows], self.values[layer][self.rows] = k, v
+            return attend(q, self.keys[layer][: self.used], self.values[layer][: self.used])
+
+        return cached
 
     def step(self, model: GraphTransformer, tokens: Tensor) -> Tensor:
         """Logits ``[hyps, vocab]`` of the next token, given each hypothesis' last token."""
         n, t, device = len(tokens), self.steps, model.device
-        pos = torch.full((n,), t, dtype=torch.int64, device=device)
-        x = model.embed(model.tgt_embed, tokens.to(device), pos)
-        rows = self._append(n)
-        self.paths = torch.cat([self.paths, torch.arange(rows.start, rows.stop)[:, None]], 1)
-        self_graph = _from_rows(self.paths, self.used, device)
+        self.rows = self._append(n)
+        new_rows = torch.arange(self.rows.start, self.rows.stop)
+        self.paths = torch.cat([self.paths, new_rows[:, None]], 1)
         ones = torch.ones(n, dtype=torch.int64)
-        cross = graphs.cross_graph(self.src_lens, ones, self.src_of_hyp, device=device)
-        cross_attend = model._attend(cross)
-        for i, layer in enumerate(model.decoder):
-            self_attend = self._self_attend(model, i, rows, self_graph)
-            x = layer(x, self_attend, self.memory_kv[i], cross_attend)
-        return model.generator(model.dec_norm(x))
+        inp = DecoderInput(
+            tokens.to(device), torch.full((n,), t, dtype=torch.int64, device=device),
+            _from_rows(self.paths, self.used, device),
+            graphs.cross_graph(self.src_lens, ones, self.src_of_hyp, device=device),
+        )
+        return _masked(model.generator(model.decode(inp, None, cache=self)))
 
 
-@dataclass
 class PrefixState:
     """The naive reference: each step re-runs the decoder on every hypothesis' whole prefix."""
 
-    memory: Tensor
-    src_lens: Tensor
-    src_of_hyp: Tensor
-    prefixes: Tensor  # [hyps, steps] decoder inputs so far
-
-    @classmethod
-    def start(cls, model: GraphTransformer, src: Sequence[Tensor]) -> PrefixState:
-        memory, src_lens = model.encode(src)
-        n = len(src)
-        return cls(memory, src_lens, torch.arange(n), torch.empty(n, 0, dtype=torch.int64))
+    def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
+        batch = model.as_batch(src)
+        self.memory, self.src_lens = model.encode(batch), batch.src_lens
+        self.src_of_hyp = torch.arange(len(batch))
+        self.prefixes = torch.empty(len(batch), 0, dtype=torch.int64)  # [hyps, steps]
 
     @property
     def steps(self) -> int:
@@ -145,17 +146,22 @@ class PrefixState:
 
     def step(self, model: GraphTransformer, tokens: Tensor) -> Tensor:
         """Logits ``[hyps, vocab]`` of the next token, given each hypothesis' last token."""
-        self.prefixes = torch.cat([self.prefixes, tokens[:, None]], 1)
+        self.prefixes = torch.cat([self.prefixes, tokens.cpu()[:, None]], 1)
         n, t = self.prefixes.shape
-        hidden = model.decode(self.memory, self.src_lens, list(self.prefixes),
-                              src_of_tgt_sentence=self.src_of_hyp)
-        return model.generator(hidden.view(n, t, -1)[:, -1])
+        lens, device = torch.full((n,), t), model.device
+        inp = DecoderInput(
+            self.prefixes.reshape(-1).to(device), graphs.positions(lens).to(device),
+            graphs.causal_graph(lens, device),
+            graphs.cross_graph(self.src_lens, lens, self.src_of_hyp, device=device),
+        )
+        hidden = model.decode(inp, self.memory)
+        return _masked(model.generator(hidden.view(n, t, -1)[:, -1]))
 
 
 def _start(
     model: GraphTransformer, src: Sequence[Tensor], incremental: bool
-) -> DecoderState | PrefixState:
-    return (DecoderState if incremental else PrefixState).start(model, src)
+) -> IncrementalCache | PrefixState:
+    return (IncrementalCache if incremental else PrefixState)(model, src)
 
 
 def _limit(model: GraphTransformer, max_len: int) -> int:
@@ -169,7 +175,6 @@ def greedy(
     model: GraphTransformer, src: Sequence[Tensor], max_len: int = 100, incremental: bool = True
 ) -> list[Tensor]:
     """Batched greedy decoding, with the incremental cache unless ``incremental=False``."""
-    model.check_batch(src)
     steps = _limit(model, max_len)
     state = _start(model, src, incremental)
     alive = torch.arange(len(src))  # source index of each live hypothesis
@@ -217,7 +222,6 @@ def beam_search(
     continue. A source is done once it holds ``beam_size`` finished hypotheses; at ``max_len``
     the live ones are finished as they stand. Beam size 1 is exactly greedy decoding.
     """
-    model.check_batch(src)
     k, steps, alpha = beam_size, _limit(model, max_len), length_penalty
     state = _start(model, src, incremental)
     owner = torch.arange(len(src))  # source of each live hypothesis

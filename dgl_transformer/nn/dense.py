@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from ..tokens import PAD
+from .batch import PackedBatch
 from .model import Seq2SeqBase
 
 
@@ -36,11 +37,14 @@ class DenseTransformer(Seq2SeqBase):
         real = torch.arange(padded.shape[1], device=self.device)[None, :] < lens[:, None]
         return padded, real
 
-    def forward(self, src: Sequence[Tensor], tgt_in: Sequence[Tensor]) -> Tensor:
-        """Logits ``[sum of target lengths, tgt_vocab]``, packed like the graph model's."""
-        self.check_batch(src, tgt_in)
-        s, s_real = self._pad(src)
-        t, t_real = self._pad(tgt_in)
+    def forward(
+        self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
+    ) -> Tensor:
+        """Logits ``[decoder tokens, tgt_vocab]``, packed like the graph model's; takes the
+        same arguments (a :class:`PackedBatch`, or lists of sources and decoder inputs)."""
+        batch = self.as_batch(batch, tgt_in)
+        s, s_real = self._pad(batch.sources())
+        t, t_real = self._pad(batch.decoder_inputs())
         pos_s = torch.arange(s.shape[1], device=self.device)
         pos_t = torch.arange(t.shape[1], device=self.device)
         x = self.embed(self.src_embed, s, pos_s)

@@ -3,8 +3,9 @@
 :class:`Seq2SeqBase` owns every parameter (embeddings, layers, output projection); its two
 subclasses differ only in how a batch is laid out and how attention is computed:
 
-* :class:`GraphTransformer` packs the batch (no padding) and attends along the edges of a
-  complete (encoder), causal (decoder) and bipartite (encoder -> decoder) graph;
+* :class:`GraphTransformer` reads a :class:`~dgl_transformer.nn.batch.PackedBatch` (no
+  padding) and attends along the edges of its complete (encoder), causal (decoder) and
+  bipartite (encoder -> decoder) graphs;
 * :class:`~dgl_transformer.nn.dense.DenseTransformer` pads it and uses masked dense attention.
 
 Because the parameters live in the shared base, ``state_dict`` keys are identical and either
@@ -14,45 +15,45 @@ model loads the other's weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import dgl
 import torch
 from torch import Tensor, nn
 
 from . import graphs
-from .attention import graph_attention
+from .attention import Attend, graph_attention
+from .batch import DecoderInput, GraphBuilder, PackedBatch
 from .config import TransformerConfig
+from .decoding import IncrementalCache, beam_search, greedy
 from .layers import DecoderLayer, EncoderLayer, sinusoidal_positions
 
-GraphBuilder = Callable[..., dgl.DGLGraph]
+Records = dict[str, list[Tensor]]
 
 
-def check_sequences(seqs: Sequence[Tensor], vocab: int, max_len: int, name: str) -> None:
-    """Raise a one-line ``ValueError`` for a batch the model cannot take."""
-    if isinstance(seqs, Tensor) or not isinstance(seqs, Sequence):
-        raise ValueError(f"{name} must be a list of 1-D LongTensors, got {type(seqs).__name__}")
-    if len(seqs) == 0:
-        raise ValueError(f"{name} is an empty batch: give at least one sequence")
-    for i, s in enumerate(seqs):
-        if not isinstance(s, Tensor) or s.dim() != 1 or s.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"{name}[{i}] must be a 1-D integer tensor, got {s!r:.60}")
-        if s.numel() == 0:
-            raise ValueError(f"{name}[{i}] is an empty sequence: every sequence needs >= 1 token")
-        if s.numel() > max_len:
-            raise ValueError(f"{name}[{i}] has {s.numel()} tokens, more than max_len={max_len}")
-    flat = torch.cat([s.reshape(-1) for s in seqs])
-    lo, hi = int(flat.min()), int(flat.max())
-    if lo < 0 or hi >= vocab:
-        bad = lo if lo < 0 else hi
-        where = next(i for i, s in enumerate(seqs) if bool((s == bad).any()))
-        raise ValueError(
-            f"{name}[{where}] holds token id {bad}, outside the vocabulary [0, {vocab})"
-        )
+def check_ids(tokens: Tensor, lens: Tensor, vocab: int, max_len: int, name: str) -> None:
+    """Raise a one-line ``ValueError`` naming the first sentence that is too long or holds an
+    id outside ``[0, vocab)``."""
+    too_long = (lens > max_len).nonzero()
+    if len(too_long):
+        i = int(too_long[0])
+        raise ValueError(f"{name}[{i}] has {int(lens[i])} tokens, more than max_len={max_len}")
+    bad = ((tokens < 0) | (tokens >= vocab)).nonzero()
+    if len(bad):
+        row = int(bad[0])
+        where = int(graphs.sentence_ids(lens)[row])
+        raise ValueError(f"{name}[{where}] holds token id {int(tokens[row])}, outside the "
+                         f"vocabulary [0, {vocab})")
 
 
 class Seq2SeqBase(nn.Module):
-    """Parameters and the layout-independent pieces of the network."""
+    """Parameters and the layout-independent pieces of the network.
+
+    ``encoder_graph`` is the graph builder :meth:`collate` gives a batch (``None``: a layout
+    that needs no graphs).
+    """
+
+    encoder_graph: GraphBuilder | None = None
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -92,19 +93,31 @@ class Seq2SeqBase(nn.Module):
     def attn_dropout(self) -> float:
         return self.cfg.attn_dropout if self.training else 0.0
 
-    def check_batch(self, src: Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None) -> None:
-        check_sequences(src, self.cfg.src_vocab, self.cfg.max_len, "src")
-        if tgt_in is not None:
-            check_sequences(tgt_in, self.cfg.tgt_vocab, self.cfg.max_len, "tgt_in")
-            if len(src) != len(tgt_in):
-                raise ValueError(f"src has {len(src)} sequences but tgt_in has {len(tgt_in)}")
+    def collate(self, src: Sequence[Tensor], tgt: Sequence[Tensor] | None = None) -> PackedBatch:
+        """:meth:`PackedBatch.collate` with the graphs this model reads."""
+        return PackedBatch.collate(src, tgt, encoder_graph=self.encoder_graph)
+
+    def as_batch(
+        self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
+    ) -> PackedBatch:
+        """``batch`` checked against the model (vocabulary, ``max_len``) and on its device;
+        lists of sources (and decoder inputs) are packed first."""
+        if not isinstance(batch, PackedBatch):
+            builder = self.encoder_graph
+            batch = (PackedBatch.collate(batch, encoder_graph=builder) if tgt_in is None else
+                     PackedBatch.from_decoder_inputs(batch, tgt_in, encoder_graph=builder))
+        cfg = self.cfg
+        check_ids(batch.src, batch.src_lens, cfg.src_vocab, cfg.max_len, "src")
+        if batch.has_target:
+            check_ids(batch.tgt_in, batch.tgt_lens, cfg.tgt_vocab, cfg.max_len, "tgt_in")
+        return batch if batch.src.device == self.device else batch.to(self.device)
 
 
 class GraphTransformer(Seq2SeqBase):
     """The Transformer as message passing over packed, padding-free batches.
 
-    ``encoder_graph(lengths, device=...)`` builds the encoder's graph; the default is the
-    complete graph of the original Transformer, and e.g.
+    ``encoder_graph(lengths)`` builds the encoder's graph when a batch is collated; the default
+    is the complete graph of the original Transformer, and e.g.
     ``functools.partial(graphs.window_graph, window=8)`` makes the encoder sparse.
     ``attention_kernel`` computes attention along a graph's edges with the signature of
     :func:`~dgl_transformer.nn.attention.graph_attention`; a subclass may swap it.
@@ -118,7 +131,10 @@ class GraphTransformer(Seq2SeqBase):
         super().__init__(cfg)
         self.encoder_graph = encoder_graph
 
-    def _attend(self, graph: dgl.DGLGraph, record: list[Tensor] | None = None):
+    def attend(self, graph: dgl.DGLGraph, record: list[Tensor] | None = None) -> Attend:
+        """An ``attend(q, k, v)`` routine along ``graph``'s edges; with ``record``, each call
+        also appends its attention weights ``[edges, heads]`` to it."""
+
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
             if record is None:
                 return self.attention_kernel(graph, q, k, v, self.attn_dropout())
@@ -128,67 +144,69 @@ class GraphTransformer(Seq2SeqBase):
 
         return attend
 
-    def encode(
-        self, src: Sequence[Tensor], record: list[Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Encoder output ``[source tokens, d_model]`` (packed) and the source lengths."""
-        lens = graphs.as_lengths([len(s) for s in src])
-        tokens = torch.cat(list(src)).to(self.device)
-        x = self.embed(self.src_embed, tokens, graphs.positions(lens).to(self.device))
-        attend = self._attend(self.encoder_graph(lens, device=self.device), record)
+    def encode(self, batch: PackedBatch, record: list[Tensor] | None = None) -> Tensor:
+        """Encoder output ``[source tokens, d_model]``, packed like ``batch.src``."""
+        if batch.encoder_graph is not self.encoder_graph:
+            raise ValueError("the batch's encoder graph was built by another builder than the "
+                             "model's encoder_graph: collate it with model.collate(...)")
+        x = self.embed(self.src_embed, batch.src, batch.src_pos)
+        attend = self.attend(batch.enc_graph, record)
         for layer in self.encoder:
             x = layer(x, attend)
-        return self.enc_norm(x), lens
+        return self.enc_norm(x)
 
     def decode(
         self,
-        memory: Tensor,
-        src_lens: Tensor,
-        tgt_in: Sequence[Tensor],
-        records: dict[str, list[Tensor]] | None = None,
-        src_of_tgt_sentence: Tensor | None = None,
+        inp: DecoderInput,
+        memory: Tensor | None,
+        cache: IncrementalCache | None = None,
+        records: Records | None = None,
     ) -> Tensor:
-        """Decoder output ``[target tokens, d_model]`` for teacher-forced inputs ``tgt_in``.
+        """Decoder output ``[inp.tokens, d_model]``.
 
-        Target ``b`` reads encoded source ``src_of_tgt_sentence[b]`` (default: source ``b``).
+        Teacher forcing passes a batch's :attr:`~PackedBatch.decoder_input` and the encoder
+        output. Incremental decoding passes one new token per hypothesis and the ``cache``,
+        which holds the keys and values of earlier steps and of the encoder output (then
+        ``memory`` is unused): each layer's self-attention stores the new keys/values in the
+        cache and attends along ``inp.self_graph`` from the cached rows to the new tokens.
         """
-        lens = graphs.as_lengths([len(t) for t in tgt_in])
-        tokens = torch.cat(list(tgt_in)).to(self.device)
-        x = self.embed(self.tgt_embed, tokens, graphs.positions(lens).to(self.device))
         records = records if records is not None else {}
-        self_attend = self._attend(graphs.causal_graph(lens, self.device), records.get("dec_self"))
-        cross = graphs.cross_graph(src_lens, lens, src_of_tgt_sentence, device=self.device)
-        cross_attend = self._attend(cross, records.get("cross"))
-        for layer in self.decoder:
-            x = layer(x, self_attend, memory, cross_attend)
+        x = self.embed(self.tgt_embed, inp.tokens, inp.positions)
+        self_attend = self.attend(inp.self_graph, records.get("dec_self"))
+        cross_attend = self.attend(inp.cross_graph, records.get("cross"))
+        for i, layer in enumerate(self.decoder):
+            if cache is None:
+                x = layer(x, self_attend, memory, cross_attend)
+            else:
+                x = layer(x, cache.self_attend(i, self_attend), cache.memory(i), cross_attend)
         return self.dec_norm(x)
 
-    def forward(self, src: Sequence[Tensor], tgt_in: Sequence[Tensor]) -> Tensor:
-        """Logits ``[sum of target lengths, tgt_vocab]``, packed sentence by sentence."""
-        self.check_batch(src, tgt_in)
-        memory, src_lens = self.encode(src)
-        return self.generator(self.decode(memory, src_lens, tgt_in))
+    def forward(
+        self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
+    ) -> Tensor:
+        """Logits ``[decoder tokens, tgt_vocab]``, packed sentence by sentence.
+
+        ``model(batch)`` takes a :class:`PackedBatch`; ``model(src, tgt_in)`` takes lists of
+        source ids and decoder inputs (BOS included) and packs them first.
+        """
+        batch = self.as_batch(batch, tgt_in)
+        return self.generator(self.decode(batch.decoder_input, self.encode(batch)))
 
     @torch.no_grad()
     def attention_weights(
-        self, src: Sequence[Tensor], tgt_in: Sequence[Tensor]
+        self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
     ) -> dict[str, list[Tensor] | dgl.DGLGraph]:
         """Per-layer attention weights ``[edges, heads]`` of each graph, for visualisation.
 
         Keys ``enc``, ``dec_self`` and ``cross`` hold one tensor per layer, in the edge order
         of the graphs stored under ``enc_graph``, ``dec_self_graph`` and ``cross_graph``.
         """
-        self.check_batch(src, tgt_in)
-        records: dict[str, list[Tensor]] = {"enc": [], "dec_self": [], "cross": []}
-        memory, src_lens = self.encode(src, records["enc"])
-        self.decode(memory, src_lens, tgt_in, records)
-        tgt_lens = graphs.as_lengths([len(t) for t in tgt_in])
-        return {
-            **records,
-            "enc_graph": self.encoder_graph(src_lens),
-            "dec_self_graph": graphs.causal_graph(tgt_lens),
-            "cross_graph": graphs.cross_graph(src_lens, tgt_lens),
-        }
+        batch = self.as_batch(batch, tgt_in)
+        records: Records = {"enc": [], "dec_self": [], "cross": []}
+        memory = self.encode(batch, records["enc"])
+        self.decode(batch.decoder_input, memory, records=records)
+        return {**records, "enc_graph": batch.enc_graph, "dec_self_graph": batch.dec_graph,
+                "cross_graph": batch.cross_graph}
 
     @torch.no_grad()
     def translate(
@@ -199,8 +217,6 @@ class GraphTransformer(Seq2SeqBase):
         length_penalty: float = 0.6,
     ) -> list[Tensor]:
         """Decode each source; returns the target ids without BOS and EOS, one tensor each."""
-        from .decoding import beam_search, greedy
-
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
         if beam_size == 1:
