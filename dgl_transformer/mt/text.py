@@ -103,7 +103,33 @@ def _check_variant(variant: str) -> None:
         raise DataError(f"unknown text variant '{variant}' (known: {', '.join(VARIANTS)})")
 
 
-class SubwordTokenizer:
+class Vocabulary:
+    """What every tokenizer shares: it is stored as bytes (``to_bytes``; ``from_bytes`` loads
+    them back), and those bytes identify it."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Vocabulary:
+        """Load from :meth:`to_bytes` output (e.g. stored in a checkpoint)."""
+        return cls(data)
+
+    def to_bytes(self) -> bytes:
+        return self._data
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of :meth:`to_bytes`: equal fingerprints mean identical vocabularies."""
+        return hashlib.sha256(self._data).hexdigest()
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+
+class SubwordTokenizer(Vocabulary):
     """A sentencepiece model whose first ids are the project's specials (PAD, BOS, EOS, UNK).
 
     The model is joint: the ``lang`` arguments exist for the interface it shares with
@@ -113,10 +139,10 @@ class SubwordTokenizer:
     kind: ClassVar[str] = "sentencepiece"
 
     def __init__(self, proto: bytes) -> None:
-        self._proto = bytes(proto)
+        super().__init__(proto)
         self._sp = spm.SentencePieceProcessor()
         try:
-            self._sp.LoadFromSerializedProto(self._proto)
+            self._sp.LoadFromSerializedProto(self._data)
         except RuntimeError:
             raise DataError("not a serialized sentencepiece model") from None
         ids = (self._sp.pad_id(), self._sp.bos_id(), self._sp.eos_id(), self._sp.unk_id())
@@ -147,27 +173,10 @@ class SubwordTokenizer:
             raise DataError(f"sentencepiece training failed: {message}") from None
         return cls(writer.getvalue())
 
-    @classmethod
-    def from_bytes(cls, proto: bytes) -> SubwordTokenizer:
-        """Load from :meth:`to_bytes` output (e.g. stored in a checkpoint)."""
-        return cls(proto)
-
-    def to_bytes(self) -> bytes:
-        """The serialized model proto."""
-        return self._proto
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of the model proto: equal fingerprints mean identical vocabularies."""
-        return hashlib.sha256(self._proto).hexdigest()
-
     @property
     def vocab_size(self) -> int:
         """Number of ids, specials and byte pieces included."""
         return self._sp.get_piece_size()
-
-    def __len__(self) -> int:
-        return self.vocab_size
 
     def encode(self, text: str, lang: str | None = None) -> list[int]:
         """Piece ids of ``text``, without BOS/EOS; empty or whitespace-only text gives []."""
@@ -182,7 +191,7 @@ class SubwordTokenizer:
         return [self._sp.id_to_piece(i) for i in self.encode(text)]
 
 
-class WordTokenizer:
+class WordTokenizer(Vocabulary):
     """A word vocabulary over :func:`words`: ids 0..3 are the specials, then one id per word.
 
     Serialised as a UTF-8 JSON list of every entry in id order, specials included.
@@ -198,7 +207,7 @@ class WordTokenizer:
         self._ids = {word: i for i, word in enumerate(self._words)}
         if len(self._ids) != len(self._words):
             raise DataError("word vocabulary lists a word more than once")
-        self._bytes = json.dumps(self._words, ensure_ascii=False).encode("utf-8")
+        super().__init__(json.dumps(self._words, ensure_ascii=False).encode("utf-8"))
 
     @classmethod
     def train(cls, texts: Mapping[str, Iterable[str]], max_size: int) -> WordTokenizer:
@@ -228,22 +237,10 @@ class WordTokenizer:
             raise DataError("not a serialized word vocabulary (a JSON list of strings)")
         return cls(vocabulary)
 
-    def to_bytes(self) -> bytes:
-        """The vocabulary as UTF-8 JSON."""
-        return self._bytes
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of :meth:`to_bytes`: equal fingerprints mean identical vocabularies."""
-        return hashlib.sha256(self._bytes).hexdigest()
-
     @property
     def vocab_size(self) -> int:
         """Number of ids, specials included."""
         return len(self._words)
-
-    def __len__(self) -> int:
-        return self.vocab_size
 
     def encode(self, text: str, lang: str) -> list[int]:
         """Word ids of ``text`` in language ``lang``, unknown words as UNK, without BOS/EOS."""

@@ -30,7 +30,7 @@ from torch import Tensor
 from ..tokens import BOS, EOS, PAD, UNK
 from . import graphs
 from .attention import Attend
-from .batch import DecoderInput
+from .batch import DecoderInput, PackedBatch
 
 if TYPE_CHECKING:  # for annotations only: the model imports this module
     from .model import GraphTransformer
@@ -56,16 +56,35 @@ def _masked(logits: Tensor) -> Tensor:
     return logits
 
 
-class IncrementalCache:
+class Hypotheses:
+    """What both states track per live hypothesis ``h``: ``src_of_hyp[h]``, the source it
+    translates, and ``trail[h]``, one entry per step so far (cache rows, or token ids)."""
+
+    def __init__(self, batch: PackedBatch) -> None:
+        self.src_lens, self.src_of_hyp = batch.src_lens, torch.arange(len(batch))
+        self.trail = torch.empty(len(batch), 0, dtype=torch.int64)
+
+    @property
+    def steps(self) -> int:
+        return self.trail.shape[1]
+
+    def select(self, hyps: Tensor) -> None:
+        """Keep (and reorder, or repeat) the hypotheses ``hyps``."""
+        self.src_of_hyp = self.src_of_hyp[hyps]
+        self.trail = self.trail[hyps]
+
+
+class IncrementalCache(Hypotheses):
     """The incremental cache (see the module docstring).
 
     ``keys[l]`` and ``values[l]`` are ``[capacity, heads, head_dim]`` buffers of decoder layer
-    ``l``, of which the first ``used`` rows are filled; ``paths[h]`` lists the rows of
-    hypothesis ``h``'s tokens, and ``src_of_hyp[h]`` the source sentence it translates.
+    ``l``, of which the first ``used`` rows are filled; ``trail[h]`` (the hypothesis' *path*)
+    lists the rows of hypothesis ``h``'s tokens.
     """
 
     def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
         batch = model.as_batch(src)
+        super().__init__(batch)
         memory = model.encode(batch)
         # contiguous once here, rather than copied by every step's attention kernel
         self.memory_kv = [tuple(t.contiguous() for t in layer.cross_attn.project_kv(memory))
@@ -73,18 +92,7 @@ class IncrementalCache:
         n, cfg = len(batch), model.cfg
         self.keys = [memory.new_empty(8 * n, cfg.n_heads, cfg.head_dim) for _ in model.decoder]
         self.values = [torch.empty_like(b) for b in self.keys]
-        self.src_lens, self.src_of_hyp = batch.src_lens, torch.arange(n)
-        self.paths = torch.empty(n, 0, dtype=torch.int64)
         self.used, self.rows = 0, slice(0, 0)
-
-    @property
-    def steps(self) -> int:
-        return self.paths.shape[1]
-
-    def select(self, hyps: Tensor) -> None:
-        """Keep (and reorder, or repeat) the hypotheses ``hyps``."""
-        self.src_of_hyp = self.src_of_hyp[hyps]
-        self.paths = self.paths[hyps]
 
     def _append(self, n: int) -> slice:
         """Rows for ``n`` new tokens, growing the buffers (doubling) when full."""
@@ -116,41 +124,32 @@ class IncrementalCache:
         n, t, device = len(tokens), self.steps, model.device
         self.rows = self._append(n)
         new_rows = torch.arange(self.rows.start, self.rows.stop)
-        self.paths = torch.cat([self.paths, new_rows[:, None]], 1)
+        self.trail = torch.cat([self.trail, new_rows[:, None]], 1)
         ones = torch.ones(n, dtype=torch.int64)
         inp = DecoderInput(
             tokens.to(device), torch.full((n,), t, dtype=torch.int64, device=device),
-            _from_rows(self.paths, self.used, device),
+            _from_rows(self.trail, self.used, device),
             graphs.cross_graph(self.src_lens, ones, self.src_of_hyp, device=device),
         )
         return _masked(model.generator(model.decode(inp, None, cache=self)))
 
 
-class PrefixState:
-    """The naive reference: each step re-runs the decoder on every hypothesis' whole prefix."""
+class PrefixState(Hypotheses):
+    """The naive reference: each step re-runs the decoder on every hypothesis' whole prefix
+    (``trail[h]``: the decoder inputs of hypothesis ``h`` so far)."""
 
     def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
         batch = model.as_batch(src)
-        self.memory, self.src_lens = model.encode(batch), batch.src_lens
-        self.src_of_hyp = torch.arange(len(batch))
-        self.prefixes = torch.empty(len(batch), 0, dtype=torch.int64)  # [hyps, steps]
-
-    @property
-    def steps(self) -> int:
-        return self.prefixes.shape[1]
-
-    def select(self, hyps: Tensor) -> None:
-        """Keep (and reorder, or repeat) the hypotheses ``hyps``."""
-        self.src_of_hyp = self.src_of_hyp[hyps]
-        self.prefixes = self.prefixes[hyps]
+        super().__init__(batch)
+        self.memory = model.encode(batch)
 
     def step(self, model: GraphTransformer, tokens: Tensor) -> Tensor:
         """Logits ``[hyps, vocab]`` of the next token, given each hypothesis' last token."""
-        self.prefixes = torch.cat([self.prefixes, tokens.cpu()[:, None]], 1)
-        n, t = self.prefixes.shape
+        self.trail = torch.cat([self.trail, tokens.cpu()[:, None]], 1)
+        n, t = self.trail.shape
         lens, device = torch.full((n,), t), model.device
         inp = DecoderInput(
-            self.prefixes.reshape(-1).to(device), graphs.positions(lens).to(device),
+            self.trail.reshape(-1).to(device), graphs.positions(lens).to(device),
             graphs.causal_graph(lens, device),
             graphs.cross_graph(self.src_lens, lens, self.src_of_hyp, device=device),
         )
