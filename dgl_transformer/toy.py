@@ -1,7 +1,7 @@
 """Toy seq2seq tasks on digit strings (copy, reverse, sort) and a small trainer for them.
 
 Vocabulary: the four special ids of :mod:`dgl_transformer.tokens`, then the digits, so digit
-``d`` is token ``NUM_SPECIALS + d``. Used by the tests, the notebooks and ``data/``.
+``d`` is token ``NUM_SPECIALS + d``. Used by the tests and the notebooks.
 """
 
 from __future__ import annotations

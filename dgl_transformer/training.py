@@ -86,6 +86,9 @@ def train_step(
     :class:`NonFiniteLoss` before changing any weight if the loss or gradient norm is not
     finite (the gradients are cleared).
     """
+    if batch.gold is None:
+        raise ValueError("train_step needs a batch with gold outputs: build it with "
+                         "collate(src, tgt), not from decoder inputs")
     tokens = tokens or batch.num_target_tokens
     logits = model(batch)
     loss_sum, nll_sum = smoothed_and_nll(logits, batch.gold, label_smoothing)

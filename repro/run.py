@@ -34,6 +34,7 @@ from dgl_transformer.mt.configs import (
 )
 from dgl_transformer.mt.data import DataError, available_test_sets, fetch, read_split
 from dgl_transformer.mt.evaluate import bleu_scores, translate_ids
+from dgl_transformer.mt.train import TrainingError, check_resumable
 from dgl_transformer.mt.translate import load_translator
 
 from .report import plot_curves, update_readme, write_samples
@@ -66,10 +67,16 @@ def machine() -> dict[str, object]:
 def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     """Train (resuming from ``out_dir``'s checkpoint if it has one) unless ``final.pt`` exists.
 
-    Returns where a resumed run started: its step and the training seconds already spent,
-    which this invocation's wall time does not include; None for a run from scratch.
+    An existing ``final.pt`` must have been trained with this config (up to the settings a
+    resumed run may change), else :class:`TrainingError`: a result file must never describe a
+    model trained otherwise. Returns where a resumed run started: its step and the training
+    seconds already spent, which this invocation's wall time does not include; None for a run
+    from scratch.
     """
-    if (out_dir / "final.pt").exists():
+    final = out_dir / "final.pt"
+    if final.exists():
+        check_resumable(final, checkpoint.TrainedModel.load(final).run_config,
+                        load_config(config, overrides))
         return None
     cmd = [sys.executable, "-m", "dgl_transformer.mt.train", "--config", config,
            *overrides_args(overrides)]
@@ -88,9 +95,7 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
     """Beam-search every available test set; return scores and sample translations."""
     torch.set_num_threads(threads)
     model, pipeline, run_cfg = load_translator(final)
-    e = run_cfg["eval"]
-    decode = {k: e[k] for k in ("beam_size", "length_penalty", "max_len_a", "max_len_b",
-                                "batch_sentences")}
+    decode = vars(run_cfg.eval)
     scores, samples = {}, []
     for split in available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang, "raw"):
         src_corpus, _ = pipeline.read(root, split)
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args.config, args.set)
-    except (ConfigError, DataError, CheckpointError) as err:
+    except (ConfigError, DataError, CheckpointError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
     except subprocess.CalledProcessError as err:
         print(f"error: training exited with status {err.returncode} (see its message above)",

@@ -2,10 +2,17 @@
 
 import json
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from dgl_transformer.mt import checkpoint
+from dgl_transformer.mt.configs import load_config
+from dgl_transformer.mt.train import TrainingError
 from repro import run
 from repro.report import results_table
+
+CONFIGS = Path(__file__).resolve().parent.parent / "repro" / "configs"
 
 
 def result(name: str, bleu: float, wall: float, resumed: dict | None) -> dict:
@@ -38,8 +45,6 @@ def test_table_rows_come_from_result_files(tmp_path):
 
 def test_the_recorded_results_still_render():
     """Result files written before the redesign (no bleu_dgl, old fields) keep their rows."""
-    from pathlib import Path
-
     table = results_table(Path(__file__).resolve().parent.parent / "repro" / "results")
     assert sum("ours" in row for row in table.splitlines()) >= 1
 
@@ -54,5 +59,11 @@ def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
     assert resumed == {"checkpoint": (tmp_path / "last.pt").as_posix(), "step": 7,
                        "train_seconds": 12.3}
     assert calls[-1][-3:] == ["--set", "train.seed=2", "--resume"]
-    (tmp_path / "final.pt").write_bytes(b"")
-    assert run.train("c.yaml", [], tmp_path) is None and len(calls) == 2  # finished: no training
+    config = tmp_path / "c.yaml"
+    config.write_text("base: " + str(CONFIGS / "smoke.yaml") + "\nname: c\n")
+    trained = checkpoint.TrainedModel(run_config=load_config(config).to_dict(), model_config={},
+                                      pipeline={}, model={})
+    trained.save(tmp_path / "final.pt")
+    assert run.train(str(config), [], tmp_path) is None and len(calls) == 2  # done: no training
+    with pytest.raises(TrainingError, match="was trained with model.d_model=64"):
+        run.train(str(config), ["model.d_model=32"], tmp_path)  # never reports another model

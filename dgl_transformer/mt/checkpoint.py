@@ -179,7 +179,7 @@ class TrainedModel:
         if obj.get("kind") != "trained_model":
             raise CheckpointError(f"{path}: not a trained model (final.pt) checkpoint")
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names[:4] if n not in obj]
+        missing = [n for n in ("run_config", "model_config", "pipeline", "model") if n not in obj]
         if missing:
             raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
         return cls(**{n: obj[n] for n in names if n in obj})

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ..nn.batch import PackedBatch
 from ..nn.config import TransformerConfig
 from .data import LANGS
 from .text import VARIANTS
@@ -43,7 +44,7 @@ class DataSection:
     root: str = "data/multi30k"
     src_lang: str = "en"
     tgt_lang: str = "de"
-    variant: str = "lc_tok"  # "raw" (cased text) or "lc_tok" (official lowercased tokenised)
+    variant: str = "lc_tok"  # "raw" (cased), "lc_tok" (official lowercased tokenised), "word"
     vocab_size: int = 8000
     max_len: int = 100  # training pairs with a side longer than this (subwords) are dropped
     train_limit: int = 0  # 0: all training pairs; else the first N (quick checks and tests)
@@ -89,6 +90,8 @@ class TrainSection:
 
 @dataclass
 class EvalSection:
+    """Decoding settings: exactly the keyword arguments of ``mt.evaluate.translate_ids``."""
+
     beam_size: int = 4
     length_penalty: float = 0.6
     max_len_a: float = 1.2  # decode at most a * source length + b tokens
@@ -122,7 +125,7 @@ class RunConfig:
         if cfg.data.src_lang == cfg.data.tgt_lang:
             raise ConfigError(f"{where}: data.src_lang and data.tgt_lang are both "
                               f"'{cfg.data.src_lang}'")
-        if cfg.data.max_len >= cfg.model.max_len:  # a target gets BOS, one more token
+        if PackedBatch.decoder_length(cfg.data.max_len) > cfg.model.max_len:
             raise ConfigError(f"{where}: data.max_len={cfg.data.max_len} needs model.max_len "
                               f"> {cfg.data.max_len}, got {cfg.model.max_len}")
         return cfg

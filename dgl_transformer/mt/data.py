@@ -40,7 +40,7 @@ BASE_URL = "https://github.com/multi30k/dataset/raw/master/data/task1"
 MIRROR_ENV = "MULTI30K_DIR"
 
 LANGS = ("en", "de", "fr", "cs")
-VARIANTS = ("raw", "tok")
+FILE_KINDS = ("raw", "tok")  # the two forms of every file
 CORE_SPLITS = ("train", "val", "test_2016_flickr")
 #: Official test sets published after 2016, with the languages upstream has for each.
 LATER_TEST_SETS = {
@@ -67,7 +67,7 @@ class DataFile:
     def __post_init__(self) -> None:
         _check_choice("split", self.split, SPLITS)
         _check_choice("language", self.lang, LANGS)
-        _check_choice("variant", self.variant, VARIANTS)
+        _check_choice("variant", self.variant, FILE_KINDS)
         if self.lang not in LATER_TEST_SETS.get(self.split, LANGS):
             raise DataError(f"{self.split} is not published for language '{self.lang}'")
 
@@ -345,7 +345,7 @@ def _wanted(langs: Sequence[str], later_tests: bool) -> list[DataFile]:
     splits = SPLITS if later_tests else CORE_SPLITS
     return [
         DataFile(split, lang, variant)
-        for variant in VARIANTS for split in splits for lang in langs
+        for variant in FILE_KINDS for split in splits for lang in langs
         if lang in LATER_TEST_SETS.get(split, LANGS)
     ]
 

@@ -71,8 +71,7 @@ class Split:
 
     def lengths(self) -> tuple[list[int], list[int]]:
         """Token-budget lengths of every pair: source tokens, decoder positions."""
-        return ([len(s) for s in self.src],
-                [PackedBatch.decoder_length(len(t)) for t in self.tgt])
+        return PackedBatch.pair_lengths(self.src, self.tgt)
 
 
 def ensure_data(cfg: RunConfig) -> Path:

@@ -28,7 +28,7 @@ from .evaluate import translate_ids
 from .text import TextPipeline
 
 
-def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, dict]:
+def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, RunConfig]:
     """Model (eval mode), text pipeline and (validated) run configuration of a checkpoint.
 
     Anything wrong with the checkpoint raises a one-line :class:`CheckpointError`.
@@ -37,7 +37,7 @@ def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, d
     try:
         pipeline = TextPipeline.from_state(state.pipeline)
         cfg = TransformerConfig.from_dict(state.model_config)
-        run_cfg = RunConfig.from_dict(state.run_config, "run_config").to_dict()
+        run_cfg = RunConfig.from_dict(state.run_config, "run_config")
         model = GraphTransformer(cfg)
         model.load_state_dict(state.model)
     except KeyError as err:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    decode = dict(run_cfg["eval"])
+    decode = dict(vars(run_cfg.eval))
     for key, value in (("beam_size", args.beam_size), ("length_penalty", args.length_penalty)):
         if value is not None:
             decode[key] = value

@@ -3,11 +3,11 @@
 :class:`PackedBatch` is built once per batch (by :meth:`PackedBatch.collate`, in the spirit of
 PyG's ``Batch``) and holds everything the network reads: the packed token ids of both sides,
 their lengths, offsets and positions, the teacher-forcing input and gold output, and the three
-attention graphs. Nothing downstream rebuilds a graph or recomputes a target length.
+attention graphs. Nothing downstream rebuilds a graph.
 
-Teacher forcing is the one place where a target of ``n`` tokens becomes ``n + 1`` decoder
-positions: the decoder reads ``[BOS] + y`` and must predict ``y + [EOS]``
-(:meth:`PackedBatch.decoder_length`).
+Teacher forcing is where a target of ``n`` tokens becomes ``n + 1`` decoder positions: the
+decoder reads ``[BOS] + y`` and must predict ``y + [EOS]``. :meth:`PackedBatch.decoder_length`
+states that rule for code that sizes batches before collating them (:meth:`pair_lengths`).
 """
 
 from __future__ import annotations
@@ -80,6 +80,13 @@ class PackedBatch:
     def decoder_length(target_length: int) -> int:
         """Decoder positions of a target of ``target_length`` tokens (BOS + y, or y + EOS)."""
         return target_length + 1
+
+    @classmethod
+    def pair_lengths(
+        cls, src: Sequence[Tensor], tgt: Sequence[Tensor]
+    ) -> tuple[list[int], list[int]]:
+        """Token-budget lengths of sentence pairs: source tokens, decoder positions."""
+        return [len(s) for s in src], [cls.decoder_length(len(t)) for t in tgt]
 
     @classmethod
     def collate(
