@@ -4,11 +4,11 @@ from dgl_transformer import GraphTransformer, TransformerConfig
 from dgl_transformer.nn.decoding import beam_search, greedy, naive_greedy
 
 
-def random_model(seed: int = 0) -> GraphTransformer:
+def random_model(seed: int = 0, **variant) -> GraphTransformer:
     torch.manual_seed(seed)
     cfg = TransformerConfig(
         src_vocab=30, tgt_vocab=30, d_model=32, n_heads=4, d_ff=64, n_enc_layers=2,
-        n_dec_layers=2, dropout=0.1, max_len=48, share_embeddings=True,
+        n_dec_layers=2, dropout=0.1, max_len=48, share_embeddings=True, **variant,
     )
     return GraphTransformer(cfg).eval()
 
@@ -25,6 +25,14 @@ def test_cached_greedy_equals_naive_greedy():
     for seed in range(3):
         model, src = random_model(seed), sources()
         assert as_lists(greedy(model, src, 25)) == as_lists(naive_greedy(model, src, 25))
+
+
+def test_cache_equals_naive_for_the_essay_variants():
+    for variant in ({"norm_first": False}, {"dec_aggregator": "mean"}):
+        model, src = random_model(1, **variant), sources()
+        assert as_lists(greedy(model, src, 25)) == as_lists(naive_greedy(model, src, 25))
+        assert (as_lists(beam_search(model, src, 3, 25))
+                == as_lists(beam_search(model, src, 3, 25, incremental=False)))
 
 
 def test_greedy_stops_at_eos_in_a_trained_model():

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+#: How a token combines its neighbours: softmax attention, or the plain mean of their messages.
+AGGREGATORS = ("attention", "mean")
+
 
 @dataclass
 class TransformerConfig:
@@ -14,6 +17,11 @@ class TransformerConfig:
     position table. ``share_embeddings`` ties the source embedding, the target embedding and
     the output projection into one matrix, which needs one joint vocabulary
     (``src_vocab == tgt_vocab``).
+
+    Variants for the essay's questions: ``norm_first=False`` is the original post-LayerNorm
+    Transformer (no final LayerNorms); ``enc_aggregator`` / ``dec_aggregator`` = ``"mean"``
+    replaces encoder / decoder self-attention by a plain GNN aggregator on the same graph, the
+    mean of the neighbours' learned linear messages (the value projection), as in GraphSAGE.
     """
 
     src_vocab: int
@@ -27,11 +35,14 @@ class TransformerConfig:
     attn_dropout: float = 0.0
     max_len: int = 256
     share_embeddings: bool = False
+    norm_first: bool = True
+    enc_aggregator: str = "attention"
+    dec_aggregator: str = "attention"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            want = {"int": int, "float": (int, float), "bool": bool}[str(f.type)]
+            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[str(f.type)]
             if isinstance(value, bool) and f.type != "bool" or not isinstance(value, want):
                 raise ValueError(f"TransformerConfig.{f.name} must be {f.type}, got {value!r}")
         positive = ["src_vocab", "tgt_vocab", "d_model", "n_heads", "d_ff", "max_len"]
@@ -50,6 +61,10 @@ class TransformerConfig:
         for name in ("dropout", "attn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1)")
+        for name in ("enc_aggregator", "dec_aggregator"):
+            if getattr(self, name) not in AGGREGATORS:
+                raise ValueError(f"TransformerConfig.{name} must be one of "
+                                 f"{', '.join(AGGREGATORS)}, got {getattr(self, name)!r}")
         if self.share_embeddings and self.src_vocab != self.tgt_vocab:
             raise ValueError(
                 "TransformerConfig.share_embeddings needs one joint vocabulary: "

@@ -22,8 +22,10 @@ from .model import Seq2SeqBase
 class DenseTransformer(Seq2SeqBase):
     """Padded twin of :class:`~dgl_transformer.nn.model.GraphTransformer`."""
 
-    def _attend(self, mask: Tensor):
+    def _attend(self, mask: Tensor, aggregator: str = "attention"):
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            if aggregator == "mean":  # equal scores: the softmax is uniform over allowed keys
+                q = torch.zeros_like(q)
             # [B, T, H, dk] -> [B, H, T, dk] for the fused kernel, and back
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))
             o = F.scaled_dot_product_attention(q, k, v, mask, self.attn_dropout())
@@ -48,15 +50,18 @@ class DenseTransformer(Seq2SeqBase):
         pos_s = torch.arange(s.shape[1], device=self.device)
         pos_t = torch.arange(t.shape[1], device=self.device)
         x = self.embed(self.src_embed, s, pos_s)
-        enc_attend = self._attend(s_real[:, None, None, :])  # keys: real source tokens
+        source_keys = s_real[:, None, None, :]  # keys: real source tokens
+        enc_attend = self._attend(source_keys, self.cfg.enc_aggregator)
         for layer in self.encoder:
             x = layer(x, enc_attend)
         memory = self.enc_norm(x)
 
         causal = pos_t[None, :] <= pos_t[:, None]  # [Tq, Tk]: key position <= query position
-        self_attend = self._attend(causal[None, None] & t_real[:, None, None, :])
+        self_attend = self._attend(causal[None, None] & t_real[:, None, None, :],
+                                   self.cfg.dec_aggregator)
+        cross_attend = self._attend(source_keys)
         y = self.embed(self.tgt_embed, t, pos_t)
         for layer in self.decoder:
-            y = layer(y, self_attend, memory, enc_attend)
+            y = layer(y, self_attend, memory, cross_attend)
         logits = self.generator(self.dec_norm(y))  # computed on padding too, as dense code does
         return logits[t_real]

@@ -1,14 +1,19 @@
-"""Pre-LayerNorm encoder and decoder layers, written once for any tensor layout.
+"""Encoder and decoder layers, written once for any tensor layout.
 
 A layer never sees a graph or a mask: it receives ``attend`` routines (see
 :mod:`dgl_transformer.nn.attention`). The graph model feeds packed ``[tokens, d_model]`` tensors
 and graph attention; the dense reference feeds padded ``[batch, length, d_model]`` tensors and
 masked dense attention. Both therefore share parameter names and every line of layer code.
+
+Each sub-layer ``f`` (attention or FFN) sits in a residual block, pre-LayerNorm by default
+(``x + f(LN(x))``, stable without warm-up) or post-LayerNorm as in the original Transformer
+(``LN(x + f(x))``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -25,33 +30,51 @@ class FeedForward(nn.Sequential):
         )
 
 
-class EncoderLayer(nn.Module):
-    """``x + SelfAttn(LN(x))``, then ``x + FFN(LN(x))``."""
+class ResidualLayer(nn.Module):
+    """The residual wiring shared by encoder and decoder layers."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, dropout: float, norm_first: bool) -> None:
         super().__init__()
+        self.drop, self.norm_first = nn.Dropout(dropout), norm_first
+
+    def residual(
+        self, x: Tensor, norm: nn.LayerNorm, sublayer: Callable[[Tensor], Tensor]
+    ) -> Tensor:
+        """``x + dropout(f(LN(x)))`` (pre-LN) or ``LN(x + dropout(f(x)))`` (post-LN)."""
+        if self.norm_first:
+            return x + self.drop(sublayer(norm(x)))
+        return norm(x + self.drop(sublayer(x)))
+
+
+class EncoderLayer(ResidualLayer):
+    """Self-attention, then the FFN, each in a residual block."""
+
+    def __init__(
+        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True
+    ) -> None:
+        super().__init__(dropout, norm_first)
         self.self_attn = MultiHeadAttention(d_model, n_heads)
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.norm_attn, self.norm_ffn = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, attend: Attend) -> Tensor:
-        x = x + self.drop(self.self_attn(self.norm_attn(x), attend))
-        return x + self.drop(self.ffn(self.norm_ffn(x)))
+        x = self.residual(x, self.norm_attn, lambda h: self.self_attn(h, attend))
+        return self.residual(x, self.norm_ffn, self.ffn)
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(ResidualLayer):
     """Causal self-attention, then cross-attention to the encoder output, then the FFN."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
-        super().__init__()
+    def __init__(
+        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True
+    ) -> None:
+        super().__init__(dropout, norm_first)
         self.self_attn = MultiHeadAttention(d_model, n_heads)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, cross=True)
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.norm_self = nn.LayerNorm(d_model)
         self.norm_cross = nn.LayerNorm(d_model)
         self.norm_ffn = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
 
     def forward(
         self,
@@ -60,9 +83,10 @@ class DecoderLayer(nn.Module):
         memory: Tensor | tuple[Tensor, Tensor],
         cross_attend: Attend,
     ) -> Tensor:
-        x = x + self.drop(self.self_attn(self.norm_self(x), self_attend))
-        x = x + self.drop(self.cross_attn(self.norm_cross(x), cross_attend, memory))
-        return x + self.drop(self.ffn(self.norm_ffn(x)))
+        x = self.residual(x, self.norm_self, lambda h: self.self_attn(h, self_attend))
+        x = self.residual(x, self.norm_cross,
+                          lambda h: self.cross_attn(h, cross_attend, memory))
+        return self.residual(x, self.norm_ffn, self.ffn)
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:

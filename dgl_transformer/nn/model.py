@@ -62,10 +62,12 @@ class Seq2SeqBase(nn.Module):
         self.src_embed = nn.Embedding(cfg.src_vocab, d)
         self.tgt_embed = self.src_embed if cfg.share_embeddings else nn.Embedding(cfg.tgt_vocab, d)
         self.register_buffer("pos_table", sinusoidal_positions(cfg.max_len, d), persistent=False)
-        layer_args = (d, cfg.n_heads, cfg.d_ff, cfg.dropout)
+        layer_args = (d, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.norm_first)
         self.encoder = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(cfg.n_dec_layers))
-        self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
+        # pre-LN leaves the residual stream unnormalised: a final LayerNorm on each side
+        final_norm = nn.LayerNorm if cfg.norm_first else (lambda _: nn.Identity())
+        self.enc_norm, self.dec_norm = final_norm(d), final_norm(d)
         self.embed_drop = nn.Dropout(cfg.dropout)
         self.generator = nn.Linear(d, cfg.tgt_vocab, bias=False)
         self._init_weights()
@@ -131,11 +133,21 @@ class GraphTransformer(Seq2SeqBase):
         super().__init__(cfg)
         self.encoder_graph = encoder_graph
 
-    def attend(self, graph: dgl.DGLGraph, record: list[Tensor] | None = None) -> Attend:
+    def attend(
+        self, graph: dgl.DGLGraph, record: list[Tensor] | None = None,
+        aggregator: str = "attention",
+    ) -> Attend:
         """An ``attend(q, k, v)`` routine along ``graph``'s edges; with ``record``, each call
-        also appends its attention weights ``[edges, heads]`` to it."""
+        also appends its attention weights ``[edges, heads]`` to it. With ``aggregator="mean"``
+        a token takes the plain mean of its neighbours' values (weights ``1 / in-degree``)."""
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            if aggregator == "mean":
+                if record is not None:
+                    _, dst = graph.edges()
+                    share = 1.0 / graph.in_degrees().to(v.dtype)[dst.long()]
+                    record.append(share[:, None].expand(-1, v.shape[1]))
+                return dgl.ops.copy_u_mean(graph, v)
             if record is None:
                 return self.attention_kernel(graph, q, k, v, self.attn_dropout())
             out, weights = self.attention_kernel(graph, q, k, v, self.attn_dropout(), True)
@@ -150,7 +162,7 @@ class GraphTransformer(Seq2SeqBase):
             raise ValueError("the batch's encoder graph was built by another builder than the "
                              "model's encoder_graph: collate it with model.collate(...)")
         x = self.embed(self.src_embed, batch.src, batch.src_pos)
-        attend = self.attend(batch.enc_graph, record)
+        attend = self.attend(batch.enc_graph, record, self.cfg.enc_aggregator)
         for layer in self.encoder:
             x = layer(x, attend)
         return self.enc_norm(x)
@@ -172,7 +184,8 @@ class GraphTransformer(Seq2SeqBase):
         """
         records = records if records is not None else {}
         x = self.embed(self.tgt_embed, inp.tokens, inp.positions)
-        self_attend = self.attend(inp.self_graph, records.get("dec_self"))
+        self_attend = self.attend(inp.self_graph, records.get("dec_self"),
+                                  self.cfg.dec_aggregator)
         cross_attend = self.attend(inp.cross_graph, records.get("cross"))
         for i, layer in enumerate(self.decoder):
             if cache is None:
