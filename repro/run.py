@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def run(config: str, overrides: list[str]) -> int:
+def record(config: str, overrides: list[str], command: str) -> tuple[dict, list[dict]]:
+    """Data -> train -> evaluate for one config: the result record and sample translations."""
     started = time.time()
     cfg = load_config(config, overrides)
     root, out_dir = Path(cfg.data.root), Path(cfg.train.out_dir)
@@ -155,9 +156,8 @@ def run(config: str, overrides: list[str]) -> int:
     final = out_dir / "final.pt"
     scores, samples = evaluate(final, root, cfg.train.threads)
     state = checkpoint.TrainedModel.load(final)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
-        "name": cfg.name, "command": f"make repro CONFIG={config}",
+        "name": cfg.name, "command": command,
         "scores": scores, "chosen_weights": state.chosen,
         "val_candidates": state.candidates, "train_seconds": round(state.train_seconds, 1),
         "train_steps": state.steps, "epochs": len(state.history),
@@ -167,10 +167,17 @@ def run(config: str, overrides: list[str]) -> int:
         "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
         "config": cfg.to_dict(), "history": state.history,
     }
-    path = RESULTS / f"{cfg.name}.json"
+    return result, samples
+
+
+def run(config: str, overrides: list[str]) -> int:
+    result, samples = record(config, overrides, f"make repro CONFIG={config}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = result["name"]
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    plot_curves(result, RESULTS / f"{cfg.name}_curves.png")
-    write_samples(result["name"], samples, RESULTS / f"{cfg.name}_samples.md")
+    plot_curves(result, RESULTS / f"{name}_curves.png")
+    write_samples(name, samples, RESULTS / f"{name}_samples.md")
     update_readme(RESULTS, Path("repro/README.md"))
     print(f"wrote {path} (wall time {result['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
     return 0

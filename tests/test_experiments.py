@@ -1,0 +1,54 @@
+"""``make experiments`` on a one-minute schedule: two configs, resumable, table from files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
+
+from repro.experiments import experiment_configs, summary_table
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = NEEDS_MIRROR
+TINY = ["train.time_limit_minutes=1", "train.max_steps=4", "train.log_every=1",
+        "data.train_limit=400", "data.val_limit=40", "train.val_bleu_sentences=20",
+        "data.vocab_size=500", "eval.beam_size=1", "eval.max_len_a=0", "eval.max_len_b=2",
+        f"data.root={MIRROR}"]
+
+
+def test_every_experiment_config_loads_and_names_itself():
+    from dgl_transformer.mt.configs import load_config
+
+    configs = experiment_configs()
+    assert len(configs) >= 10
+    for path in configs:
+        assert load_config(path).name == path.stem  # results are filed under the name
+
+
+def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- experiments:begin -->\nold\n<!-- experiments:end -->\ny\n")
+    cmd = [sys.executable, "-m", "repro.experiments", "--only", "graph_complete", "heads_2",
+           "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs"),
+           "--readme", str(readme), "--set", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    assert sorted(results) == ["graph_complete", "heads_2"]
+    for name, r in results.items():
+        assert r["config"]["train"]["out_dir"] == str(tmp_path / "runs" / name)
+        assert r["train_steps"] == 4 and r["train_tokens_per_s"] > 0
+        assert r["edges_per_sentence"] > 100  # complete graph: about n^2 for n ~ 15 subwords
+        assert "bleu_cased" in r["scores"]["test_2016_flickr"]
+    assert results["heads_2"]["config"]["model"]["n_heads"] == 2
+    text = readme.read_text()
+    assert "old" not in text and "| `graph_complete` |" in text and "| `heads_2` |" in text
+    assert text.startswith("x\n") and text.endswith("y\n")
+    stamp = (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0 and "heads_2: done" in again.stderr
+    assert (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns == stamp
+    assert summary_table(tmp_path / "results").count("\n") == 3  # header, rule, two rows
