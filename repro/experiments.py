@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from dgl_transformer.mt.train import TrainingError
 from dgl_transformer.mt.translate import load_translator
 
 from . import run
+from .report import write_between_markers
 
 EXPERIMENTS = Path("repro/experiments")
 RESULTS = Path("repro/results/experiments")
@@ -103,16 +103,6 @@ def summary_table(results: Path) -> str:
     return "\n".join(rows)
 
 
-def update_readme(results: Path, readme: Path) -> None:
-    """Put the summary table between the experiment markers of ``readme``."""
-    text = readme.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme}: missing {BEGIN} / {END} markers")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    table = summary_table(results)
-    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError as err:
         print(f"error: training exited with status {err.returncode}", file=sys.stderr)
         return 1
-    update_readme(args.results, args.readme)
+    write_between_markers(args.readme, BEGIN, END, summary_table(args.results))
     return 0
 
 

@@ -117,15 +117,20 @@ def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def write_between_markers(readme: Path, begin: str, end: str, text: str) -> None:
+    """Replace what stands between the ``begin`` and ``end`` markers of ``readme``."""
+    content = readme.read_text(encoding="utf-8")
+    if begin not in content or end not in content:
+        raise SystemExit(f"{readme}: missing {begin} / {end} markers")
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    readme.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", content),
+                      encoding="utf-8")
+
+
 def update_readme(results_dir: Path, readme: Path) -> None:
-    """Replace the text between the result markers of ``readme`` with a fresh table."""
-    text = readme.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme}: missing {BEGIN} / {END} markers")
-    table = results_table(results_dir)
+    """Replace the results table of ``readme`` (and the time-to-BLEU plot) with fresh ones."""
     plot_time_to_bleu(results_dir, results_dir / "time_to_bleu.png")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text), encoding="utf-8")
+    write_between_markers(readme, BEGIN, END, results_table(results_dir))
 
 
 if __name__ == "__main__":
