@@ -4,7 +4,7 @@
 
 The policy is read once, when the OpenMP runtime starts, so each policy needs its own process;
 the parent alternates them. After one warm-up step on a few pairs, runs ``--batches`` bucketed
-batches through the graph and dense models at the config's size, and prints one JSON object:
+batches through the graph and dense models of the config, and prints one JSON object:
 target tokens/s per model (median over batches).
 """
 
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from dgl_transformer.mt.configs import add_overrides_argument, load_config
+from dgl_transformer.mt.configs import add_overrides_argument
 
 from . import bench
 
@@ -28,18 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     add_overrides_argument(parser)
     parser.add_argument("--batches", type=int, default=1)
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.set)
-    corpus = bench.load_corpus(cfg)
-    models = bench.make_models(bench.model_config(cfg, "default"), ["graph", "dense"])
+    size = bench.load_size("probe", args.config, args.set)
+    models = bench.make_models(size.model, ["graph", "dense"])
     warm = bench.WARMUP_PAIRS
     for trainee in models.values():
-        bench.bench_step(*trainee, corpus.src[:warm], corpus.tgt[:warm], cfg)
-    lens_t = corpus.lengths()[1]
+        bench.bench_step(*trainee, size.corpus.src[:warm], size.corpus.tgt[:warm], size.cfg)
+    lens_t = size.corpus.lengths()[1]
     rates: dict[str, list[float]] = {name: [] for name in models}
-    for batch in corpus.batches(cfg)[: args.batches]:
-        src, tgt = [corpus.src[j] for j in batch], [corpus.tgt[j] for j in batch]
+    for batch in size.batches()[: args.batches]:
+        src, tgt = size.pairs(batch)
         for name in models:
-            seconds = bench.timed(bench.bench_step, *models[name], src, tgt, cfg)[0]
+            seconds = bench.timed(bench.bench_step, *models[name], src, tgt, size.cfg)[0]
             rates[name].append(sum(lens_t[j] for j in batch) / seconds)
     json.dump({"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "threads": torch.get_num_threads(),

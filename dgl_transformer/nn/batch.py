@@ -41,6 +41,16 @@ def check_sequences(seqs: Sequence[Tensor], name: str) -> None:
             raise ValueError(f"{name}[{i}] is an empty sequence: every sequence needs >= 1 token")
 
 
+def _with_formats(graph: dgl.DGLGraph) -> dgl.DGLGraph:
+    """``graph`` with its COO, CSR and CSC formats built now, once per batch. DGL builds a
+    missing format on the graph object that needs it, and the backward runs on reverse graphs
+    (new objects each call) that share only the formats the original already has: without
+    this, every layer's backward would rebuild the CSR. Measured: 0.96-0.99x the attention time
+    of a training step (graphs built, all layers, forward and backward)."""
+    graph.create_formats_()
+    return graph
+
+
 class DecoderInput(NamedTuple):
     """What one decoder pass reads: token ids, their positions, and the two graphs.
 
@@ -96,7 +106,8 @@ class PackedBatch:
         *,
         encoder_graph: GraphBuilder | None = graphs.complete_graph,
     ) -> PackedBatch:
-        """Pack sources and (optionally) targets given WITHOUT BOS/EOS; build the graphs."""
+        """Pack sources and (optionally) targets given WITHOUT BOS/EOS; build the graphs and
+        their sparse formats."""
         if tgt is None:
             return cls._pack(src, None, None, encoder_graph)
         check_sequences(tgt, "tgt")
@@ -130,7 +141,7 @@ class PackedBatch:
             src=torch.cat([s.to(torch.int64).cpu() for s in src]),
             src_lens=src_lens,
             src_pos=graphs.positions(src_lens),
-            enc_graph=encoder_graph(src_lens) if encoder_graph else None,
+            enc_graph=_with_formats(encoder_graph(src_lens)) if encoder_graph else None,
             encoder_graph=encoder_graph,
         )
         if tgt_in is None:
@@ -146,8 +157,9 @@ class PackedBatch:
             tgt_lens=tgt_lens,
             tgt_pos=graphs.positions(tgt_lens),
             gold=None if gold is None else gold.cpu(),
-            dec_graph=graphs.causal_graph(tgt_lens) if with_graphs else None,
-            cross_graph=graphs.cross_graph(src_lens, tgt_lens) if with_graphs else None,
+            dec_graph=_with_formats(graphs.causal_graph(tgt_lens)) if with_graphs else None,
+            cross_graph=(_with_formats(graphs.cross_graph(src_lens, tgt_lens)) if with_graphs
+                         else None),
         )
 
     # -- views ---------------------------------------------------------------------------
