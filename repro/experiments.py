@@ -83,14 +83,14 @@ def measure(config: Path, overrides: list[str]) -> dict:
 
 def summary_table(results: Path) -> str:
     """One row per results file: what it changed and what it measured."""
-    rows = ["| run | encoder | heads | layers | norm / warm-up | edges per sentence | "
+    rows = ["| run | encoder graph, aggregator | heads | layers | norm / warm-up | edges per sentence | "
             "train tok/s | val BLEU (tok, lc, greedy) | test2016 cased | test2016 tok, lc |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(results.glob("*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
         m, t = r["config"]["model"], r["config"]["train"]
         s = r["scores"]["test_2016_flickr"]
-        encoder = "attention" if m.get("enc_aggregator", "attention") == "attention" else "mean"
+        encoder = f"{m.get('encoder_graph', 'complete')}, {m.get('enc_aggregator', 'attention')}"
         decoder = m.get("dec_aggregator", "attention")
         if decoder != "attention":
             encoder += f", decoder self: {decoder}"

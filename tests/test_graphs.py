@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dgl_transformer.nn import graphs
@@ -64,3 +65,52 @@ def test_edges_are_sorted_by_destination():
     for g in built:
         dst = g.edges()[1]
         assert bool((dst[1:] >= dst[:-1]).all())
+
+
+@pytest.mark.parametrize("spec", ["window:2", "window_global:2:1", "random:2"])
+def test_config_named_graphs_stay_inside_sentences_and_sorted(spec):
+    lens = [1, 7, 12]
+    g = graphs.encoder_graph_builder(spec)(lens)
+    src, dst = g.edges()
+    sent = graphs.sentence_ids(lens)
+    assert torch.equal(sent[src], sent[dst])  # never across sentences
+    assert bool((dst[1:] >= dst[:-1]).all())  # sorted by destination
+    assert len(edge_set(g)) == g.num_edges()  # no duplicate edges
+    assert (g.in_degrees() >= 1).all()
+
+
+def test_window_global_adds_exactly_the_global_rows_and_columns():
+    n, w, k = 9, 1, 2
+    got = edge_set(graphs.window_global_graph([n], w, k))
+    want = {(j, i) for i in range(n) for j in range(n) if abs(i - j) <= w or i < k or j < k}
+    assert got == want
+
+
+def test_random_graph_keeps_the_window_in_degrees_and_self_loops():
+    lens = [3, 10, 16]
+    window = graphs.window_graph(lens, 2)
+    rnd = graphs.random_graph(lens, 2, seed=5)
+    assert torch.equal(rnd.in_degrees(), window.in_degrees())
+    assert all((i, i) in edge_set(rnd) for i in range(sum(lens)))
+    assert edge_set(rnd) != edge_set(window)  # rewired
+    assert edge_set(graphs.random_graph(lens, 2, seed=5)) == edge_set(rnd)  # reproducible
+    assert edge_set(graphs.random_graph(lens, 2, seed=6)) != edge_set(rnd)
+
+
+def test_bad_graph_specs_name_the_spec():
+    with pytest.raises(ValueError, match="unknown encoder graph 'star'"):
+        graphs.encoder_graph_builder("star")
+    with pytest.raises(ValueError, match="must be written window:<window>"):
+        graphs.encoder_graph_builder("window:x")
+    assert graphs.encoder_graph_builder("window:3") is graphs.encoder_graph_builder("window:3")
+
+
+def test_a_config_named_graph_drives_the_model():
+    from dgl_transformer import GraphTransformer, TransformerConfig
+
+    cfg = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32,
+                            n_enc_layers=1, n_dec_layers=1, encoder_graph="window:1")
+    model = GraphTransformer(cfg)
+    batch = model.collate([torch.tensor([4, 5, 6, 7])], [torch.tensor([8])])
+    assert batch.enc_graph.num_edges() == 10  # 4 self-loops + 3 pairs both ways
+    assert model(batch).shape == (2, 20)

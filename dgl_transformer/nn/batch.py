@@ -12,7 +12,7 @@ states that rule for code that sizes batches before collating them (:meth:`pair_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
@@ -22,8 +22,7 @@ from torch import Tensor
 
 from ..tokens import BOS, EOS
 from . import graphs
-
-GraphBuilder = Callable[..., dgl.DGLGraph]
+from .graphs import GraphBuilder
 
 
 def check_sequences(seqs: Sequence[Tensor], name: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .graphs import encoder_graph_builder
+
 #: How a token combines its neighbours: softmax attention, or the plain mean of their messages.
 AGGREGATORS = ("attention", "mean")
 
@@ -18,10 +20,13 @@ class TransformerConfig:
     the output projection into one matrix, which needs one joint vocabulary
     (``src_vocab == tgt_vocab``).
 
-    Variants for the essay's questions: ``norm_first=False`` is the original post-LayerNorm
-    Transformer (no final LayerNorms); ``enc_aggregator`` / ``dec_aggregator`` = ``"mean"``
-    replaces encoder / decoder self-attention by a plain GNN aggregator on the same graph, the
-    mean of the neighbours' learned linear messages (the value projection), as in GraphSAGE.
+    Variants for the essay's questions: ``encoder_graph`` names the encoder's graph
+    (``"complete"``, ``"window:4"``, ``"window_global:4:1"``, ``"random:4"``; see
+    :func:`~dgl_transformer.nn.graphs.encoder_graph_builder`); ``norm_first=False`` is the
+    original post-LayerNorm Transformer (no final LayerNorms); ``enc_aggregator`` /
+    ``dec_aggregator`` = ``"mean"`` replaces encoder / decoder self-attention by a plain GNN
+    aggregator on the same graph, the mean of the neighbours' learned linear messages (the
+    value projection), as in GraphSAGE.
     """
 
     src_vocab: int
@@ -35,6 +40,7 @@ class TransformerConfig:
     attn_dropout: float = 0.0
     max_len: int = 256
     share_embeddings: bool = False
+    encoder_graph: str = "complete"
     norm_first: bool = True
     enc_aggregator: str = "attention"
     dec_aggregator: str = "attention"
@@ -61,6 +67,7 @@ class TransformerConfig:
         for name in ("dropout", "attn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1)")
+        encoder_graph_builder(self.encoder_graph)  # a one-line ValueError if unknown
         for name in ("enc_aggregator", "dec_aggregator"):
             if getattr(self, name) not in AGGREGATORS:
                 raise ValueError(f"TransformerConfig.{name} must be one of "

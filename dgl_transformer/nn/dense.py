@@ -16,11 +16,19 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..tokens import PAD
 from .batch import PackedBatch
+from .config import TransformerConfig
 from .model import Seq2SeqBase
 
 
 class DenseTransformer(Seq2SeqBase):
-    """Padded twin of :class:`~dgl_transformer.nn.model.GraphTransformer`."""
+    """Padded twin of :class:`~dgl_transformer.nn.model.GraphTransformer` (complete encoder
+    graph only: a sparse graph is a mask this twin does not build)."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        if cfg.encoder_graph != "complete":
+            raise ValueError(f"DenseTransformer has the complete encoder graph only, not "
+                             f"{cfg.encoder_graph!r}")
+        super().__init__(cfg)
 
     def _attend(self, mask: Tensor, aggregator: str = "attention"):
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

@@ -11,6 +11,12 @@ sorted by destination, and an edge ``j -> i`` means "token ``i`` attends to toke
 * :func:`cross_graph`: encoder-decoder attention, a bipartite graph from the source tokens of
   pair ``b`` to the target tokens of the same pair.
 * :func:`window_graph`: a sparse encoder graph, ``j -> i`` when ``|i - j| <= w``.
+* :func:`window_global_graph`: the window plus ``g`` global tokens (the first ``g`` of each
+  sentence) that every token hears and that hear every token (Longformer-like).
+* :func:`random_graph`: each token hears itself and random others of its sentence, as many as
+  in the window graph (same in-degrees, random wiring).
+* :func:`encoder_graph_builder` turns a config string (``"complete"``, ``"window:4"``,
+  ``"window_global:4:1"``, ``"random:4"``) into one of these builders.
 
 Self-attention graphs are homogeneous DGL graphs; the cross graph is a unidirectional bipartite
 graph (source node type ``src``, destination type ``dst``), so one attention routine handles all.
@@ -18,7 +24,8 @@ graph (source node type ``src``, destination type ``dst``), so one attention rou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import dgl
 import torch
@@ -119,3 +126,74 @@ def cross_graph(
         num_nodes_dict={"src": int(slens.sum()), "dst": int(tlens.sum())},
         device=device or "cpu",
     )
+
+
+def _from_mask(lengths: Tensor, mask: Tensor, device: torch.device | None) -> dgl.DGLGraph:
+    """The graph whose edges ``j -> i`` of sentence ``b`` are ``mask[b, i, j]`` (a padded
+    ``[B, L, L]`` mask; only ``i, j < lengths[b]`` may be set), sorted by destination."""
+    b, i, j = mask.nonzero(as_tuple=True)  # row-major: sorted by sentence, then destination
+    first = offsets(lengths)[b]
+    return _homogeneous(first + j, first + i, int(lengths.sum()), device)
+
+
+def _padded_positions(lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Query and key positions ``[1, L, 1]``, ``[1, 1, L]`` and the valid pairs ``[B, L, L]``."""
+    pos = torch.arange(int(lengths.max()))
+    real = pos[None, :] < lengths[:, None]
+    return pos[None, :, None], pos[None, None, :], real[:, :, None] & real[:, None, :]
+
+
+def window_global_graph(
+    lengths: Lengths, window: int, n_global: int, device: torch.device | None = None
+) -> dgl.DGLGraph:
+    """The window graph plus global tokens: the first ``n_global`` tokens of each sentence hear
+    every token of it and are heard by every token of it."""
+    if window < 0 or n_global < 0:
+        raise ValueError(f"window and n_global must be >= 0, got {window}, {n_global}")
+    lens = as_lengths(lengths)
+    i, j, real = _padded_positions(lens)
+    mask = ((i - j).abs() <= window) | (i < n_global) | (j < n_global)
+    return _from_mask(lens, mask & real, device)
+
+
+def random_graph(
+    lengths: Lengths, window: int, seed: int = 0, device: torch.device | None = None
+) -> dgl.DGLGraph:
+    """Each token hears itself and ``d - 1`` other tokens of its sentence drawn at random, where
+    ``d`` is its in-degree in :func:`window_graph` (same edge count, random wiring). The draw
+    depends only on ``seed`` and the lengths, so a batch gets the same graph every time."""
+    lens = as_lengths(lengths)
+    i, j, real = _padded_positions(lens)
+    degree = (torch.minimum(i + window, lens[:, None, None] - 1)
+              - (i - window).clamp(min=0) + 1)  # [B, L, 1]: in-degree in the window graph
+    gen = torch.Generator().manual_seed(hash((seed, *lens.tolist())) % 2**63)
+    score = torch.rand(real.shape, generator=gen).masked_fill(~real, -1.0)
+    score = torch.where(i == j, 2.0, score)  # self first, then the random draw
+    rank = score.argsort(-1, descending=True).argsort(-1)  # rank of each key in its row
+    return _from_mask(lens, (rank < degree) & real, device)
+
+
+GraphBuilder = Callable[..., dgl.DGLGraph]
+#: Encoder graphs by config name, with the integer parameters each takes after a colon.
+ENCODER_GRAPHS: dict[str, tuple[GraphBuilder, tuple[str, ...]]] = {
+    "complete": (complete_graph, ()),
+    "window": (window_graph, ("window",)),
+    "window_global": (window_global_graph, ("window", "n_global")),
+    "random": (random_graph, ("window",)),
+}
+
+
+@functools.cache
+def encoder_graph_builder(spec: str) -> GraphBuilder:
+    """The builder named by ``spec``: ``NAME`` or ``NAME:P1:P2`` with integer parameters, e.g.
+    ``"window:4"``; the same object for the same spec (a batch records its builder)."""
+    name, *params = spec.split(":")
+    if name not in ENCODER_GRAPHS:
+        raise ValueError(f"unknown encoder graph {spec!r} (known: {', '.join(ENCODER_GRAPHS)})")
+    builder, names = ENCODER_GRAPHS[name]
+    if len(params) != len(names) or not all(p.isdigit() for p in params):
+        wanted = ":".join([name, *(f"<{n}>" for n in names)])
+        raise ValueError(f"encoder graph {spec!r} must be written {wanted} (integers >= 0)")
+    if not names:
+        return builder
+    return functools.partial(builder, **{n: int(p) for n, p in zip(names, params, strict=True)})

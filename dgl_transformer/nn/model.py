@@ -118,20 +118,19 @@ class Seq2SeqBase(nn.Module):
 class GraphTransformer(Seq2SeqBase):
     """The Transformer as message passing over packed, padding-free batches.
 
-    ``encoder_graph(lengths)`` builds the encoder's graph when a batch is collated; the default
-    is the complete graph of the original Transformer, and e.g.
-    ``functools.partial(graphs.window_graph, window=8)`` makes the encoder sparse.
+    ``encoder_graph(lengths)`` builds the encoder's graph when a batch is collated; by default
+    it is the one ``cfg.encoder_graph`` names (the complete graph of the original Transformer
+    unless the config says otherwise), and any builder may be given instead, e.g.
+    ``functools.partial(graphs.window_graph, window=8)``.
     ``attention_kernel`` computes attention along a graph's edges with the signature of
     :func:`~dgl_transformer.nn.attention.graph_attention`; a subclass may swap it.
     """
 
     attention_kernel = staticmethod(graph_attention)
 
-    def __init__(
-        self, cfg: TransformerConfig, encoder_graph: GraphBuilder = graphs.complete_graph
-    ) -> None:
+    def __init__(self, cfg: TransformerConfig, encoder_graph: GraphBuilder | None = None) -> None:
         super().__init__(cfg)
-        self.encoder_graph = encoder_graph
+        self.encoder_graph = encoder_graph or graphs.encoder_graph_builder(cfg.encoder_graph)
 
     def attend(
         self, graph: dgl.DGLGraph, record: list[Tensor] | None = None,
