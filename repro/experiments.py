@@ -83,8 +83,9 @@ def measure(config: Path, overrides: list[str]) -> dict:
 
 def summary_table(results: Path) -> str:
     """One row per results file: what it changed and what it measured."""
-    rows = ["| run | encoder graph, aggregator | heads | layers | norm / warm-up | edges per sentence | "
-            "train tok/s | val BLEU (tok, lc, greedy) | test2016 cased | test2016 tok, lc |",
+    rows = ["| run | encoder graph, aggregator | heads | layers | norm / warm-up | "
+            "edges per sentence | train tok/s | val BLEU (tok, lc, greedy) | test2016 cased | "
+            "test2016 tok, lc |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(results.glob("*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
