@@ -67,10 +67,11 @@ def test_logits_follow_each_sentence_alone():
     assert (together - alone).abs().max().item() <= 1e-5
 
 
-VARIANTS = [{"norm_first": False}, {"enc_aggregator": "mean"}, {"dec_aggregator": "mean"}]
+VARIANTS = [{"norm_first": False}, {"enc_aggregator": "mean"}, {"dec_aggregator": "mean"},
+            {"scale_scores": False}]
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=["post-ln", "enc-mean", "dec-mean"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=["post-ln", "enc-mean", "dec-mean", "unscaled"])
 def test_essay_variants_match_their_dense_twin(variant):
     """Post-LN and mean aggregation: the same logits and gradients on both layouts, and a
     different function from the default model with the same weights."""
@@ -84,7 +85,8 @@ def test_essay_variants_match_their_dense_twin(variant):
     for (name, p), q in zip(graph.named_parameters(), dense.parameters(), strict=True):
         assert (p.grad - q.grad).abs().max().item() <= 1e-5, name
     default = GraphTransformer(TransformerConfig(**{**cfg.to_dict(), **dict.fromkeys(
-        ("enc_aggregator", "dec_aggregator"), "attention"), "norm_first": True}))
+        ("enc_aggregator", "dec_aggregator"), "attention"), "norm_first": True,
+        "scale_scores": True}))
     default.load_state_dict(graph.state_dict(), strict=False)
     assert (default(src, tgt) - a).abs().max().item() > 1e-3
 

@@ -26,7 +26,8 @@ class TransformerConfig:
     original post-LayerNorm Transformer (no final LayerNorms); ``enc_aggregator`` /
     ``dec_aggregator`` = ``"mean"`` replaces encoder / decoder self-attention by a plain GNN
     aggregator on the same graph, the mean of the neighbours' learned linear messages (the
-    value projection), as in GraphSAGE.
+    value projection), as in GraphSAGE; ``scale_scores=False`` drops the ``1/sqrt(d_k)`` of
+    the attention scores.
     """
 
     src_vocab: int
@@ -42,6 +43,7 @@ class TransformerConfig:
     share_embeddings: bool = False
     encoder_graph: str = "complete"
     norm_first: bool = True
+    scale_scores: bool = True
     enc_aggregator: str = "attention"
     dec_aggregator: str = "attention"
 

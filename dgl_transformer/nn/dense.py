@@ -36,7 +36,8 @@ class DenseTransformer(Seq2SeqBase):
                 q = torch.zeros_like(q)
             # [B, T, H, dk] -> [B, H, T, dk] for the fused kernel, and back
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-            o = F.scaled_dot_product_attention(q, k, v, mask, self.attn_dropout())
+            scale = None if self.cfg.scale_scores else 1.0  # None: 1/sqrt(d_k)
+            o = F.scaled_dot_product_attention(q, k, v, mask, self.attn_dropout(), scale=scale)
             return o.transpose(1, 2)
 
         return attend

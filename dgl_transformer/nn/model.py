@@ -141,6 +141,8 @@ class GraphTransformer(Seq2SeqBase):
         a token takes the plain mean of its neighbours' values (weights ``1 / in-degree``)."""
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            if not self.cfg.scale_scores:  # the kernel divides by sqrt(d_k): cancel it
+                q = q * q.shape[-1] ** 0.5
             if aggregator == "mean":
                 if record is not None:
                     _, dst = graph.edges()
