@@ -15,11 +15,19 @@
 # %% [markdown]
 # # Lesson 1 — Message passing and a sum-aggregator GNN
 #
-# This course shows, in code that runs, that a Transformer is a graph neural network (GNN):
-# a sentence is a graph whose nodes are words, self-attention is each word collecting
+# *Reading time: about 45 minutes, exercises included. Running time: a few seconds.*
+#
+# This course is built on Chaitanya Joshi's essay *Transformers are Graph Neural Networks*
+# (The Gradient, 2020, https://thegradient.pub/transformers-are-graph-neural-networks/). The
+# essay argues, with equations and figures, that a Transformer is a graph neural network
+# (GNN): a sentence is a graph whose nodes are words, self-attention is each word collecting
 # information from its neighbours with learned weights, and the attention mask is nothing
-# but the shape of the graph. Before we can see that, we need the one idea every GNN is
-# built on: **message passing**.
+# but the shape of the graph. It ends with open questions: are fully-connected graphs the
+# best input for language, why several attention heads, why training is hard. This course
+# turns the argument into code that runs and checks itself, and each lesson says which part
+# of the essay it answers. Before we can see any of it, we need the one idea every GNN is
+# built on: **message passing** — the essay's section "GNNs build representations of
+# graphs", which this lesson covers.
 #
 # In this lesson you will
 #
@@ -178,6 +186,9 @@ assert torch.allclose(g.ndata["a_fused"], g.ndata["a"])
 # Because $V$ is linear, $\sum_j V h_j = V \sum_j h_j$: we may transform before or after
 # aggregating. Transforming first is cheaper when the output is smaller than the input, and it
 # is what lets us replace "sum" by "max" below, where the order matters.
+#
+# Up to the bias $b$, this is the layer with which the essay introduces graph networks; in
+# lesson 3 the same shape returns, with the plain sum replaced by attention.
 #
 # Here is the layer. The three steps stay visible: `copy_u` (message), `fn.sum` (aggregate),
 # the last line (update). The reducer is a parameter so we can try others in section 3.

@@ -15,6 +15,8 @@
 # %% [markdown]
 # # Lesson 2 — From sum to attention: graph attention networks
 #
+# *Reading time: about 45 minutes, exercises included. Running time: a few seconds.*
+#
 # In lesson 1 every neighbour counted the same: the sum aggregator gives each message weight
 # 1, the mean aggregator weight $1/|\mathcal N(i)|$. But not all neighbours are equally useful.
 # A **graph attention network** (GAT; Veličković et al., 2018) lets the network *learn* a
@@ -24,7 +26,10 @@
 #   \sum_{j \in \mathcal N(i)} \alpha_{ij} = 1 .$$
 #
 # This is the step from GNNs to Transformers: a Transformer layer is this same computation
-# with a different formula for the scores (lesson 3).
+# with a different formula for the scores (lesson 3). Joshi's essay (*Transformers are Graph
+# Neural Networks*, The Gradient, 2020) takes the same step in "GNNs build representations of
+# graphs": replace the sum over neighbours by a learned weighted sum, run several of them in
+# parallel, and you have a GAT — and, on the right graph, a Transformer.
 #
 # In this lesson you will
 #
@@ -386,23 +391,39 @@ plt.show()
 # %% [markdown]
 # ### A limit of GAT's scores
 #
-# GAT's score $a_\text{dst}^\top z_i + a_\text{src}^\top z_j$ is a sum of a term that depends
-# only on the receiver and one that depends only on the sender. The receiver's term is the
-# same for all its incoming edges and cancels in the softmax, and LeakyReLU keeps the order,
-# so **every node ranks the senders in the same order** (Brody et al., 2022, call this *static*
-# attention). Here that was exactly what we wanted — "reliable first" for everybody — but it
-# cannot express "listen to whoever is most like me". A Transformer's score,
-# $q_i^\top k_j$, multiplies a receiver term with a sender term, and the ranking can differ
-# for every receiver. That is lesson 3.
+# Write GAT's score as $e_{ij} = \text{LeakyReLU}(r_i + s_j)$, with a receiver term
+# $r_i = a_\text{dst}^\top z_i$ and a sender term $s_j = a_\text{src}^\top z_j$. If there were
+# no LeakyReLU, the receiver's term would cancel: a softmax does not change when the same
+# number is added to all its inputs, so every receiver would give its senders weights that
+# depend on $s_j$ alone. The LeakyReLU prevents that — it bends $r_i + s_j$ differently for
+# different $r_i$ (it has two slopes), so the weights themselves do depend on the receiver.
+# What the receiver cannot change is the **order**: LeakyReLU is increasing, so a larger
+# $s_j$ always gives a larger score, and **every node ranks the senders it shares with
+# another node in the same order** (Brody et al., 2022, call this *static* attention). Here
+# that was exactly what we wanted — "reliable first" for everybody — but it cannot express
+# "listen to whoever is most like me". A Transformer's score, $q_i^\top k_j$, multiplies a
+# receiver term with a sender term, and the ranking can differ for every receiver. That is
+# lesson 3.
 #
-# The claim can be checked on the trained layer: for each head, a node's highest-weighted
-# neighbour is the one with the largest sender term $a_\text{src}^\top z_j$.
+# All three statements can be checked on the trained layer: without the LeakyReLU the
+# receiver's term cancels; with it, it does not; and for each head, a node's highest-weighted
+# neighbour is the one with the largest sender term $s_j$.
 
 # %%
 with torch.no_grad():
     _, att = trust_layer(test_graph, test_x)
     z_test = trust_layer.W(test_x).view(-1, 2, 8)
-    sender_term = (z_test * trust_layer.a_src).sum(-1)  # (N, H)
+    sender_term = (z_test * trust_layer.a_src).sum(-1)  # s_j: (N, H)
+    receiver_term = (z_test * trust_layer.a_dst).sum(-1)  # r_i: (N, H)
+s_e, r_e = sender_term[t_src], receiver_term[t_dst]  # per edge j -> i: (E, H)
+sender_only = edge_softmax(test_graph, F.leaky_relu(s_e, 0.2))  # r_i left out
+# without the LeakyReLU, r_i cancels: the weights are those of s_j alone
+assert torch.allclose(edge_softmax(test_graph, r_e + s_e), edge_softmax(test_graph, s_e),
+                      atol=1e-5)
+# with it, r_i changes the weights (GAT's real weights are not those of s_j alone) ...
+change = (att[:, :, 0] - sender_only).abs().max().item()
+print(f"largest change of a weight when the receiver's term is left out: {change:.3f}")
+assert change > 0.01
 for head in range(2):
     with test_graph.local_scope():
         test_graph.edata["a"] = att[:, head, 0]
@@ -411,7 +432,7 @@ for head in range(2):
         test_graph.update_all(fn.copy_e("s", "m"), fn.max("m", "best_s"))
         is_best_a = att[:, head, 0] == test_graph.ndata["best_a"][t_dst]
         is_best_s = sender_term[t_src, head] == test_graph.ndata["best_s"][t_dst]
-    assert torch.equal(is_best_a, is_best_s)
+    assert torch.equal(is_best_a, is_best_s)  # ... but never the order of the senders
 
 # %% [markdown]
 # ## Summary

@@ -15,9 +15,14 @@
 # %% [markdown]
 # # Lesson 4 — Sequence to sequence as three graphs
 #
-# A translation model reads a source sentence and writes a target sentence. The Transformer
-# does it with an **encoder** and a **decoder**, and in the graph view these are three kinds
-# of message passing on three graphs:
+# *Reading time: about 50 minutes, exercises included. Running time: about a minute and a
+# half (a small model is trained twice).*
+#
+# Joshi's essay (*Transformers are Graph Neural Networks*, The Gradient, 2020) draws one
+# graph: the encoder's, every word linked to every word (lesson 3). A translation model reads
+# a source sentence and writes a target sentence, and it needs two more graphs. The
+# Transformer does it with an **encoder** and a **decoder**, and in the graph view these are
+# three kinds of message passing on three graphs:
 #
 # | attention | who listens to whom | graph | edges for lengths $n$, $m$ |
 # |---|---|---|---|
@@ -25,25 +30,28 @@
 # | decoder self-attention | target token $t$ to target tokens $\le t$ | causal | $m(m+1)/2$ |
 # | encoder-decoder attention | every target token to every source token | bipartite | $n m$ |
 #
-# In this lesson you will draw the three graphs for one sentence pair, see that the causal
-# graph *is* the decoder's mask, train the project's `GraphTransformer` to reverse digit
-# strings in about a minute, and then decode — greedily and with beam search — watching the
-# decoder's graph grow one node at a time.
+# In this lesson you will draw the three graphs for one sentence pair, write the whole model
+# as equations and check each against the project's `GraphTransformer`, see that the causal
+# graph *is* the decoder's mask, train the model to reverse digit strings on the CPU, and
+# decode greedily, watching the decoder's graph grow one node at a time — and measure how
+# many edges the incremental cache saves. (Beam search, which keeps several growing graphs,
+# comes in lesson 5, where the model has real choices to make.)
 
 # %%
+import dataclasses
 import os
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyArrowPatch
 
-from dgl_transformer import BOS, EOS, PAD, UNK, DenseTransformer, GraphTransformer
+from dgl_transformer import BOS, EOS, PAD, UNK, DenseTransformer, GraphTransformer, PackedBatch
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.attention import graph_attention
-from dgl_transformer.nn.decoding import beam_search, greedy, naive_greedy
+from dgl_transformer.nn.decoding import greedy, naive_greedy
 from dgl_transformer.tokens import NUM_SPECIALS
 from dgl_transformer.toy import exact_match, make_task, toy_config, train_toy
-from dgl_transformer.training import teacher_forcing
+from dgl_transformer.training import train_step, warmup_inverse_sqrt
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 torch.manual_seed(0)
@@ -59,6 +67,10 @@ torch.set_num_threads(1)  # small model: one thread is fastest, and robust on a 
 #
 # $$\text{input } (\texttt{<s>}, y_1, \dots, y_m) \;\longrightarrow\;
 #   \text{output } (y_1, \dots, y_m, \texttt{</s>}).$$
+#
+# The project does this in one place: `PackedBatch.collate(sources, targets)` takes targets
+# *without* `<s>` and `</s>` and builds the decoder input `tgt_in`, the expected output `gold`,
+# and the three graphs of the batch.
 
 # %%
 def show(ids):
@@ -68,17 +80,17 @@ def show(ids):
 
 src = torch.tensor([3, 1, 4, 1, 5]) + NUM_SPECIALS
 tgt = src.flip(0)
-tgt_in, gold = teacher_forcing([tgt])
-print("source        :", show(src))
-print("decoder input :", show(tgt_in[0]))
-print("decoder output:", show(gold))
+pair = PackedBatch.collate([src], [tgt])
+print("source        :", show(pair.src))
+print("decoder input :", show(pair.tgt_in))
+print("decoder output:", show(pair.gold))
+assert torch.equal(pair.tgt_in[1:], pair.gold[:-1])  # the same tokens, shifted by one
+assert pair.tgt_in[0] == BOS and pair.gold[-1] == EOS
 
-n, m = len(src), len(tgt_in[0])
-enc_g = graphs.complete_graph([n])
-dec_g = graphs.causal_graph([m])
-cross_g = graphs.cross_graph([n], [m])  # bipartite: node types "src" and "dst"
+n, m = int(pair.src_lens[0]), int(pair.tgt_lens[0])
+enc_g, dec_g, cross_g = pair.enc_graph, pair.dec_graph, pair.cross_graph
 print(cross_g)
-
+assert (n, m) == (len(src), len(tgt) + 1)
 assert enc_g.num_edges() == n * n
 assert dec_g.num_edges() == m * (m + 1) // 2
 assert cross_g.num_edges() == n * m
@@ -117,7 +129,7 @@ def edge_list(graph):
     return list(zip(u.tolist(), v.tolist(), strict=True))
 
 
-src_labels, tgt_labels = show(src).split(), show(tgt_in[0]).split()
+src_labels, tgt_labels = show(pair.src).split(), show(pair.tgt_in).split()
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 draw_pair(axes[0], src_labels, tgt_labels, enc=edge_list(enc_g),
           title=f"encoder: complete graph, {enc_g.num_edges()} edges")
@@ -129,39 +141,64 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 2. The model
+# ## 2. The model, equation by equation
 #
-# With $x^{(0)}$ the source embeddings (plus positions) and $y^{(0)}$ the decoder-input
-# embeddings, each encoder layer is lesson 3's layer on the complete graph, and each decoder
-# layer has three sub-layers — two attentions and the feed-forward update:
+# Both sides start from the same embedding table $E$ (the toy task, like the project's
+# translation models, has one vocabulary for both languages), scaled by $\sqrt d$ and with the
+# positions added, as in lesson 3. Each encoder layer is lesson 3's layer on the complete
+# graph; each decoder layer has three sub-layers — two attentions and the feed-forward
+# update. Both stacks end with a LayerNorm (pre-norm, lesson 3), and the output projection
+# reuses $E$ itself ("weight tying", Press & Wolf, 2017): the score of word $v$ is the dot
+# product of the decoder's output with $E[v]$.
 # $$\begin{aligned}
+# x^{(0)}_i &= \sqrt d\, E[x_i] + \text{PE}(i) &
+# y^{(0)}_t &= \sqrt d\, E[y_t] + \text{PE}(t) \\
 # x &\leftarrow x + \text{MHA}_{\text{complete}}(\text{LN}(x)) &
 # y &\leftarrow y + \text{MHA}_{\text{causal}}(\text{LN}(y)) \\
 # x &\leftarrow x + \text{FFN}(\text{LN}(x)) &
 # y &\leftarrow y + \text{MHA}_{\text{bipartite}}(\text{LN}(y),\, \text{memory}) \\
-# && y &\leftarrow y + \text{FFN}(\text{LN}(y))
+# \text{memory} &= \text{LN}_\text{enc}\big(x^{(L)}\big) &
+# y &\leftarrow y + \text{FFN}(\text{LN}(y)) \\
+# && h &= \text{LN}_\text{dec}\big(y^{(L)}\big) \\
+# && p(y_{t+1} \mid y_{\le t}, x) &= \text{softmax}\big(E\, h_t\big)
 # \end{aligned}$$
 # In cross-attention the queries come from target nodes and keys and values from the encoder
-# output ("memory") on the source nodes — the bipartite graph's two sides. Finally
-# $p(y_{t+1} \mid y_{\le t}, x) = \text{softmax}(W_\text{out}\, y_t)$.
+# output ("memory") on the source nodes — the bipartite graph's two sides.
 #
-# `GraphTransformer` is exactly this, written with the attention of lesson 3. Its twin
-# `DenseTransformer` has the same parameters but pads the batch and uses masks; loaded with
-# the same weights it computes the same logits.
+# `GraphTransformer` is exactly this. Below, each line of the decoder column is one line of
+# code, run on the model's own weights and the batch's graphs; the result must be the
+# model's logits.
 
 # %%
 cfg = toy_config()
 print(cfg)
 model = GraphTransformer(cfg).eval()
-dense = DenseTransformer(cfg).eval()
-dense.load_state_dict(model.state_dict())
+E, d = model.tgt_embed.weight, cfg.d_model
 
 batch_src, batch_tgt = make_task("reverse", 4, 1, 10, seed=5)
-batch_in, _ = teacher_forcing(batch_tgt)
+batch = model.collate(batch_src, batch_tgt)
 with torch.no_grad():
-    logits = model(batch_src, batch_in)
-    assert torch.allclose(logits, dense(batch_src, batch_in), atol=1e-4)
+    memory = model.encode(batch)  # the left column: lesson 3's encoder
+    y = E[batch.tgt_in] * d**0.5 + model.pos_table[batch.tgt_pos]  # y0 = sqrt(d) E[y] + PE
+    for layer in model.decoder:  # causal self-attention, cross-attention, FFN
+        y = layer(y, lambda q, k, v: graph_attention(batch.dec_graph, q, k, v), memory,
+                  lambda q, k, v: graph_attention(batch.cross_graph, q, k, v))
+    h = model.dec_norm(y)  # h = LN_dec(y^(L))
+    logits_by_hand = h @ E.T  # E h_t: the output projection is the embedding table
+    logits = model(batch)
 print("logits:", tuple(logits.shape), "= (target tokens of the whole batch, vocabulary)")
+assert torch.allclose(logits_by_hand, logits, atol=1e-5)
+assert logits.shape[0] == len(batch.gold)  # one prediction per gold token
+
+# %% [markdown]
+# Its twin `DenseTransformer` has the same parameters but pads the batch and uses masks;
+# loaded with the same weights it computes the same logits.
+
+# %%
+dense = DenseTransformer(cfg).eval()
+dense.load_state_dict(model.state_dict())
+with torch.no_grad():
+    assert torch.allclose(logits, dense(batch), atol=1e-4)
 
 # %% [markdown]
 # The causal graph is what stops the decoder from cheating during training: the output at
@@ -169,10 +206,10 @@ print("logits:", tuple(logits.shape), "= (target tokens of the whole batch, voca
 # the last two decoder inputs, and the first outputs do not move:
 
 # %%
-changed = tgt_in[0].clone()
+changed = pair.tgt_in.clone()
 changed[-2:] = torch.tensor([9, 9]) + NUM_SPECIALS
 with torch.no_grad():
-    before = model([src], tgt_in)
+    before = model([src], [pair.tgt_in])  # lists of sources and decoder inputs work too
     after = model([src], [changed])
 assert torch.allclose(before[: m - 2], after[: m - 2], atol=1e-5)  # the past is unaffected
 assert not torch.allclose(before[m - 2 :], after[m - 2 :], atol=1e-3)
@@ -180,9 +217,10 @@ assert not torch.allclose(before[m - 2 :], after[m - 2 :], atol=1e-3)
 # %% [markdown]
 # ## 3. Training to reverse digit strings
 #
-# Training data: random strings of 1 to 10 digits. The library's `train_toy` runs Adam with a
-# warm-up and batches of 64 pairs, each batch one graph; the loss is the cross-entropy of the
-# next token,
+# Training data: random strings of 1 to 10 digits. The library's `train_toy` runs the
+# project's `train_step` (the same step the translation trainer of lesson 5 uses) with Adam,
+# a learning-rate warm-up and batches of 64 pairs, each batch one graph; the loss is the
+# cross-entropy of the next token,
 # $$\mathcal L = -\frac{1}{\#\text{tokens}} \sum_{\text{pairs}} \sum_{t}
 #   \log p(y_{t} \mid y_{<t}, x),$$
 # summed over every target token of the batch at once, thanks to teacher forcing.
@@ -200,7 +238,7 @@ print(f"{len(test_src)} held-out test strings")
 steps = 500 if QUICK else 1500
 torch.manual_seed(0)
 model = GraphTransformer(cfg)
-losses = train_toy(model, train_src, train_tgt, steps=steps, batch_size=64, lr=3e-3)
+losses = train_toy(model, train_src, train_tgt, steps=steps, batch_size=64, lr=2e-3)
 accuracy = exact_match(model, test_src, test_tgt)
 print(f"{steps} steps; exact match on held-out strings (greedy): {accuracy:.1%}")
 
@@ -229,10 +267,10 @@ for candidate in test_src:  # pick a long example with repeated digits, for a cl
     if len(candidate) >= 8 and len(set(candidate.tolist())) < len(candidate):
         example_src = candidate
         break
-example_tgt_in, _ = teacher_forcing([example_src.flip(0)])
-att = model.attention_weights([example_src], example_tgt_in)
+example = PackedBatch.collate([example_src], [example_src.flip(0)])
+att = model.attention_weights(example)
 cu, cv = att["cross_graph"].edges()
-S, T = len(example_src), len(example_tgt_in[0])
+S, T = len(example_src), len(example.tgt_in)
 
 fig, axes = plt.subplots(1, cfg.n_dec_layers, figsize=(4.5 * cfg.n_dec_layers, 4))
 for layer, ax in enumerate(axes):
@@ -240,7 +278,7 @@ for layer, ax in enumerate(axes):
     heat[cv, cu] = att["cross"][layer].mean(1)  # average over heads
     ax.imshow(heat, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(S), show(example_src).split())
-    ax.set_yticks(range(T), show(example_tgt_in[0]).split())
+    ax.set_yticks(range(T), show(example.tgt_in).split())
     ax.set_xlabel("source token (sender)")
     ax.set_ylabel("decoder input (receiver)")
     ax.set_title(f"cross-attention, decoder layer {layer}")
@@ -257,8 +295,7 @@ plt.show()
 hits = total = 0
 last = cfg.n_dec_layers - 1
 for s in test_src:
-    t_in, _ = teacher_forcing([s.flip(0)])
-    a = model.attention_weights([s], t_in)
+    a = model.attention_weights(PackedBatch.collate([s], [s.flip(0)]))
     u, v = a["cross_graph"].edges()
     heat = torch.zeros(len(s) + 1, len(s))
     heat[v, u] = a["cross"][last].mean(1)
@@ -276,17 +313,28 @@ assert hits / total > 0.8
 # decoder on the tokens so far, take the most likely next token, append it. Each step adds
 # **one node** to the causal graph — with edges from all earlier target nodes and from all
 # source nodes into it — until the model writes `</s>`:
-# $$\hat y_{t+1} = \arg\max_v\, p(v \mid \hat y_{\le t}, x).$$
-# Here is the loop, written out with the model's `encode` (once) and `decode` (every step).
+# $$\hat y_{t+1} = \arg\max_{v \notin \{\texttt{<pad>}, \texttt{<s>}, \texttt{<unk>}\}}\,
+#   p(v \mid \hat y_{\le t}, x).$$
+# Three tokens are never a valid next word: padding, a second `<s>`, and "unknown". Like the
+# library's decoders, we set their scores to $-\infty$ before choosing.
+#
+# Here is the loop, written out with the model's `encode` (once) and `decode` (every step,
+# on the decoder input `<s>` + the tokens so far).
 
 # %%
+NEVER = [PAD, BOS, UNK]
+
+
 @torch.no_grad()
 def greedy_step_by_step(model, src, max_len=32):
-    memory, src_lens = model.encode([src])  # the encoder runs once
+    memory = model.encode(PackedBatch.collate([src]))  # the encoder runs once
     prefix, steps = [BOS], []
     for _ in range(max_len):
-        hidden = model.decode(memory, src_lens, [torch.tensor(prefix)])  # causal + cross graphs
-        logp = torch.log_softmax(model.generator(hidden[-1]), -1)  # the newest node's output
+        step = PackedBatch.from_decoder_inputs([src], [torch.tensor(prefix)])  # causal + cross
+        hidden = model.decode(step.decoder_input, memory)
+        logits = model.generator(hidden[-1])  # the newest node's output
+        logits[NEVER] = float("-inf")  # never propose <pad>, <s> or <unk>
+        logp = torch.log_softmax(logits, -1)
         token = int(logp.argmax())
         steps.append((list(prefix), token, logp))
         if token == EOS:
@@ -304,6 +352,7 @@ for prefix, token, logp in steps_taken:
                              zip(best.values.exp().tolist(), best.indices.tolist(), strict=True))
     print(f"{show(prefix):<16s} -> {show([token]):>4s}    (top 3: {alternatives})")
 assert torch.equal(result, demo_src.flip(0))
+assert all(logp[NEVER].exp().sum() == 0 for _, _, logp in steps_taken)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
@@ -320,12 +369,19 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### The incremental cache, measured
+#
 # Re-running the whole decoder at each step recomputes every earlier node again, although
 # their outputs cannot change — the causal graph has no edge from the new node back into
 # them. The library's `greedy` therefore keeps each layer's keys and values of earlier tokens
 # (an *incremental cache*) and computes only the **new node's in-edges** at each step: $t$
-# causal edges and $n$ cross edges at step $t$, instead of a whole new graph. Both give the
-# same tokens:
+# causal edges and $n$ cross edges at step $t$, instead of $t(t+1)/2$ and $n t$ for the whole
+# prefix. `naive_greedy` re-runs the prefix. Both give the same tokens.
+#
+# To see what each one computes, we swap the model's attention kernel for one that counts the
+# edges of every graph it is called on (`GraphTransformer.attention_kernel` exists for such
+# swaps). The first calls are the encoder's; after them, each step calls every decoder
+# layer's self-attention, then its cross-attention.
 
 # %%
 library_greedy = greedy(model, test_src, max_len=cfg.max_len)
@@ -334,136 +390,64 @@ assert all(torch.equal(a, b) for a, b in zip(mine, library_greedy, strict=False)
 assert all(torch.equal(a, b) for a, b in zip(naive_greedy(model, test_src[:40], cfg.max_len),
                                               library_greedy, strict=False))
 
-L = 20  # a 20-token output: edges computed in the decoder's self-attention, per layer
-rerun = sum(t * (t + 1) // 2 for t in range(1, L + 1))
-cached = sum(range(1, L + 1))
-print(f"{L} steps: {rerun} self-attention edges when re-running, {cached} with the cache")
-assert cached == L * (L + 1) // 2 and rerun == L * (L + 1) * (L + 2) // 6
 
-# %% [markdown]
-# ## 5. Beam search
-#
-# Greedy decoding commits to the best token at every step; a slightly worse token now might
-# lead to a much better sentence. **Beam search** keeps the $k$ best partial outputs
-# (hypotheses), scored by their log-probability
-# $$\text{score}(y_{1..t}) = \sum_{s=1}^{t} \log p(y_s \mid y_{<s}, x).$$
-# At each step every hypothesis proposes its continuations; among the best $2k$ candidates, an
-# `</s>` that ranks in the top $k$ finishes a hypothesis, and the best $k$ others continue.
-# Longer outputs have more negative scores, so finished hypotheses are compared after dividing
-# by a length penalty (Wu et al., 2016), $\text{lp}(L) = \left(\frac{5 + L}{6}\right)^\alpha$.
-#
-# In graph terms, $k$ hypotheses are $k$ causal graphs batched together, all reading the same
-# source through their own bipartite edges; each step adds one node to each. Below is beam
-# search for one source, written plainly; `dgl_transformer.nn.decoding.beam_search` does the
-# same for a batch of sources with the incremental cache.
+def edges_computed(decoder, src):
+    """Edges of each attention call made while decoding src: (self, cross) per step and layer."""
+    calls = []
 
-# %%
-@torch.no_grad()
-def beam_search_one(model, src, k=4, max_len=32, alpha=0.6, trace=None):
-    memory, src_lens = model.encode([src])
-    live = [(0.0, [BOS])]  # (score, tokens)
-    finished = []
-    for _ in range(min(max_len, model.cfg.max_len)):
-        # one batched graph: the k causal graphs of the live hypotheses, all reading the source
-        hidden = model.decode(memory.repeat(len(live), 1), src_lens.repeat(len(live)),
-                              [torch.tensor(toks) for _, toks in live])
-        ends = torch.cumsum(torch.tensor([len(toks) for _, toks in live]), 0) - 1
-        logp = torch.log_softmax(model.generator(hidden[ends]), -1).double()
-        cand = torch.tensor([s for s, _ in live], dtype=torch.float64)[:, None] + logp
-        top = cand.flatten().topk(min(2 * k, cand.numel()))
-        survivors, ended = [], []
-        for rank, (score, flat) in enumerate(zip(top.values.tolist(), top.indices.tolist(),
-                                                 strict=True)):
-            row, token = divmod(flat, logp.shape[1])
-            words = live[row][1][1:]
-            if token == EOS:
-                if rank < k:
-                    penalised = score / ((5 + len(words) + 1) / 6) ** alpha
-                    finished.append((penalised, words))
-                    ended.append((penalised, row))
-            elif len(survivors) < k:
-                survivors.append((score, live[row][1] + [token]))
-        if trace is not None:
-            trace.append((live, survivors, ended))
-        if len(finished) >= k:
-            break
-        live = survivors
-    else:  # out of steps: live hypotheses finish as they are
-        finished += [(s / ((5 + len(t) - 1) / 6) ** alpha, t[1:]) for s, t in live]
-    return torch.tensor(max(finished)[1], dtype=torch.int64)
+    def counting_kernel(graph, q, k, v, *args):
+        calls.append(graph.num_edges())
+        return graph_attention(graph, q, k, v, *args)
+
+    model.attention_kernel = counting_kernel  # an instance attribute hides the class's kernel
+    try:
+        out = decoder(model, [src], max_len=cfg.max_len)[0]
+    finally:
+        del model.attention_kernel
+    per_step = torch.tensor(calls[cfg.n_enc_layers :]).view(-1, cfg.n_dec_layers, 2)
+    return out, per_step[:, 0, 0], per_step[:, 0, 1]  # layer 0: self and cross edges per step
 
 
-trace = []
-beam_out = beam_search_one(model, demo_src, k=3, trace=trace)
-for step, (live, survivors, ended) in enumerate(trace):
-    kept = "  |  ".join(f"{show(t[1:])} {s:.2f}" for s, t in survivors)
-    done = "  |  ".join(f"{show(live[row][1][1:] + [EOS])} {p:.2f}" for p, row in ended)
-    print(f"step {step + 1}: kept {kept}" + (f"\n        finished: {done}" if done else ""))
-assert torch.equal(beam_out, demo_src.flip(0))
-
-# %% [markdown]
-# The trained model is confident: the output's score is far ahead of every other finished
-# hypothesis, so here beam search returns the greedy output. It changes the output when the
-# model hesitates (lesson 5). Our plain version and the library's batched, cached beam search
-# agree on every held-out string:
-
-# %%
-final_scores = sorted((p for _, _, ended in trace for p, _ in ended), reverse=True)
-assert final_scores[0] - final_scores[1] > 1
-assert torch.equal(beam_out, greedy(model, [demo_src])[0])
-library_beam = beam_search(model, test_src[:40], beam_size=4, max_len=cfg.max_len)
-assert all(torch.equal(beam_search_one(model, s, k=4), b)
-           for s, b in zip(test_src[:40], library_beam, strict=True))
-beam_accuracy = exact_match(model, test_src, test_tgt, beam_size=4)
-print(f"exact match with beam size 4: {beam_accuracy:.1%} (greedy: {accuracy:.1%})")
-assert beam_accuracy >= (0.85 if QUICK else 0.97)
-
-# %%
-fig, ax = plt.subplots(figsize=(11, 4))
-best_path = [BOS, *beam_out.tolist(), EOS]
-
-
-def node(x, y, text, on_best):
-    ax.text(x, y, text, ha="center", va="center", fontsize=7,
-            bbox=dict(boxstyle="round", fc="#fc8" if on_best else "white", ec="#666"))
-
-
-node(0, 0, "<s>", True)
-for step, (live, survivors, ended) in enumerate(trace):
-    children = [(s, t, t[:-1]) for s, t in survivors]
-    children += [(p, live[row][1] + [EOS], live[row][1]) for p, row in ended]
-    for rank, (score, toks, parent_toks) in enumerate(children):
-        parent = next(r for r, (_, t) in enumerate(live) if t == parent_toks)
-        ax.plot([step, step + 1], [-parent, -rank], color="#999", lw=0.8, zorder=0)
-        node(step + 1, -rank, f"{show(toks[-1:])}\n{score:.2f}", toks == best_path[: len(toks)])
-ax.set_xlim(-0.5, len(trace) + 0.5)
-ax.set_ylim(-max(len(kept) + len(ended) for _, kept, ended in trace) + 0.4, 0.6)
-ax.set_xlabel("step")
-ax.set_yticks([])
-ax.set_title("beam search, k = 3: kept hypotheses and finished ones (</s>, score after length "
-             "penalty); orange = the output", fontsize=9)
-plt.show()
+long_src = next(s for s in test_src if len(s) == 10)
+out_cached, self_cached, cross_cached = edges_computed(greedy, long_src)
+out_rerun, self_rerun, cross_rerun = edges_computed(naive_greedy, long_src)
+steps_ = torch.arange(1, len(self_cached) + 1)  # step t has t decoder nodes
+print(f"{len(steps_)} steps for a {len(long_src)}-digit source, per decoder layer:")
+print(f"  self-attention edges per step, cached: {self_cached.tolist()}")
+print(f"                                re-run: {self_rerun.tolist()}")
+print(f"  in total: self {self_cached.sum()} vs {self_rerun.sum()}, "
+      f"cross {cross_cached.sum()} vs {cross_rerun.sum()}")
+assert torch.equal(out_cached, out_rerun)
+assert torch.equal(self_cached, steps_)  # t causal edges at step t ...
+assert torch.equal(cross_cached, torch.full_like(steps_, len(long_src)))  # ... and n cross edges
+assert torch.equal(self_rerun, steps_ * (steps_ + 1) // 2)
+assert torch.equal(cross_rerun, len(long_src) * steps_)
 
 # %% [markdown]
 # ## Summary
 #
 # * Encoder, decoder and encoder-decoder attention are one attention routine on three graphs:
-#   complete ($n^2$ edges), causal ($m(m+1)/2$), bipartite ($nm$).
+#   complete ($n^2$ edges), causal ($m(m+1)/2$), bipartite ($nm$). `PackedBatch.collate`
+#   builds them, with the teacher-forcing input and gold output.
+# * The whole model: scaled embeddings plus positions, pre-norm layers, a final LayerNorm on
+#   each side, and an output projection tied to the embedding table.
 # * The causal graph is the decoder's mask: no edge carries the future into the past.
-# * Decoding grows the decoder graph one node per step; a cache computes only the new node's
-#   in-edges. Beam search grows $k$ graphs side by side.
+# * Decoding grows the decoder graph one node per step, never proposing `<pad>`, `<s>` or
+#   `<unk>`; the cache computes only the new node's in-edges — $t$ instead of $t(t+1)/2$ at
+#   step $t$, as counted above.
 #
 # ## Exercises
 #
 # 1. **Edges of a batch.** A batch has source lengths $(4, 7, 2)$ and decoder-input lengths
 #    $(5, 6, 3)$. How many edges does one encoder layer use, and one decoder layer (both of its
 #    attentions)? Check with the `graphs` builders.
-# 2. **A beam of one.** Show that `beam_search_one` with $k = 1$ returns the greedy output for
-#    every held-out string.
-# 3. **A leaky decoder.** Run the trained model's decoder layers on a *complete* graph instead
-#    of the causal one (use `graph_attention` with `graphs.complete_graph`). Show that the
-#    output at position 0 now changes when a later decoder input changes — the decoder could
-#    copy its answer from its input, and a model trained this way learns nothing usable.
+# 2. **Teacher forcing in a batch.** Collate three reversed strings of different lengths.
+#    Check that each sentence's `gold` is its `tgt_in` shifted by one with `</s>` at the end,
+#    and that `model(batch)` returns exactly one row of logits per gold token.
+# 3. **A leaky decoder.** (a) Run the trained model's decoder on a *complete* graph instead of
+#    the causal one. Show that the output at position 0 now changes when a later decoder input
+#    changes. (b) Train a fresh model for a few hundred steps with a complete decoder graph.
+#    What is its training loss, and how many held-out strings does it reverse?
 
 # %% [markdown]
 # ## Solutions
@@ -478,37 +462,58 @@ assert graphs.causal_graph(T_lens).num_edges() == 42
 assert graphs.cross_graph(S_lens, T_lens).num_edges() == 68
 
 # %% [markdown]
-# **2.** With one hypothesis, the best of the top-2 candidates is the argmax: if it is `</s>`
-# the output finishes, otherwise it is appended — greedy decoding.
+# **2.** `decoder_inputs()` unpacks `tgt_in` sentence by sentence; `gold` is packed the same
+# way.
 
 # %%
-greedy_outputs = greedy(model, test_src, max_len=cfg.max_len)
-assert all(torch.equal(beam_search_one(model, s, k=1), g)
-           for s, g in zip(test_src, greedy_outputs, strict=True))
+three = [test_src[k] for k in range(3)]
+tf = PackedBatch.collate(three, [s.flip(0) for s in three])
+for inputs, outputs, s in zip(tf.decoder_inputs(), tf.gold.split(tf.tgt_lens.tolist()), three,
+                              strict=True):
+    assert torch.equal(inputs[1:], outputs[:-1]) and outputs[-1] == EOS
+    assert torch.equal(outputs[:-1], s.flip(0))
+with torch.no_grad():
+    assert model(tf).shape == (len(tf.gold), cfg.tgt_vocab)
 
 # %% [markdown]
-# **3.** We replay `GraphTransformer.decode` by hand, swapping the decoder's graph.
+# **3a.** We swap the batch's decoder graph for a complete one (a `PackedBatch` is a
+# dataclass, so `dataclasses.replace` does it) and run the model on it.
 
 # %%
-@torch.no_grad()
-def decode_with(model, src, tgt_in, self_graph):
-    memory, src_lens = model.encode([src])
-    pos = torch.arange(len(tgt_in))
-    y = model.embed(model.tgt_embed, tgt_in, pos)
-    cross = graphs.cross_graph(src_lens, [len(tgt_in)])
-    for layer in model.decoder:
-        y = layer(y, lambda q, k, v: graph_attention(self_graph, q, k, v), memory,
-                  lambda q, k, v: graph_attention(cross, q, k, v))
-    return model.generator(model.dec_norm(y))
+def leaky(b):
+    """The same batch, with a complete graph in place of the decoder's causal graph."""
+    return dataclasses.replace(b, dec_graph=graphs.complete_graph(b.tgt_lens))
 
 
-x0, y_in = demo_src, teacher_forcing([demo_src.flip(0)])[0][0]
-y_changed = y_in.clone()
-y_changed[-1] = (y_changed[-1] - NUM_SPECIALS + 1) % 10 + NUM_SPECIALS
-T = len(y_in)
-for graph, leaks in [(graphs.causal_graph([T]), False), (graphs.complete_graph([T]), True)]:
-    a, b = decode_with(model, x0, y_in, graph), decode_with(model, x0, y_changed, graph)
-    assert (not torch.allclose(a[0], b[0], atol=1e-5)) == leaks
-# the causal replay is the model itself
-assert torch.allclose(decode_with(model, x0, y_in, graphs.causal_graph([T])),
-                      model([x0], [y_in]), atol=1e-5)
+pair_changed = PackedBatch.collate([demo_src], [demo_src.flip(0)])
+pair_original = PackedBatch.collate([demo_src], [demo_src.flip(0)])
+pair_changed.tgt_in[-1] = (pair_changed.tgt_in[-1] - NUM_SPECIALS + 1) % 10 + NUM_SPECIALS
+with torch.no_grad():
+    for view, leaks in [(lambda b: b, False), (leaky, True)]:
+        a, b = model(view(pair_original)), model(view(pair_changed))
+        assert (not torch.allclose(a[0], b[0], atol=1e-5)) == leaks
+
+# %% [markdown]
+# **3b.** With a complete graph, the decoder input at position $t+1$ *is* the answer at
+# position $t$: the model only has to copy it, and its training loss collapses. At test time
+# the future is not there to copy (decoding always grows a causal graph), and it fails.
+# The loop is the one `train_toy` runs, with the leaky graph swapped in.
+
+# %%
+torch.manual_seed(0)
+cheater = GraphTransformer(cfg)
+opt = torch.optim.Adam(cheater.parameters(), lr=2e-3, betas=(0.9, 0.98))
+schedule = warmup_inverse_sqrt(opt, 30)
+gen = torch.Generator().manual_seed(0)
+cheater.train()
+cheat_losses = []
+for _ in range(300):
+    idx = torch.randint(len(train_src), (64,), generator=gen).tolist()
+    b = leaky(cheater.collate([train_src[i] for i in idx], [train_tgt[i] for i in idx]))
+    cheat_losses.append(train_step(cheater, b, opt, schedule, clip_norm=1.0).loss)
+cheat_accuracy = exact_match(cheater, test_src, test_tgt)
+print(f"leaky decoder after 300 steps: training loss {cheat_losses[-1]:.3f} "
+      f"(the causal model after {steps}: {losses[-1]:.3f}); "
+      f"exact match on held-out strings {cheat_accuracy:.1%}")
+assert sum(cheat_losses[-20:]) / 20 < 0.1  # training looks solved ...
+assert cheat_accuracy < 0.1  # ... but it reverses almost nothing

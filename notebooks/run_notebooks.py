@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # idle OpenMP threads sleep instead of spinning (much faster on a busy 2-core machine)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # pooch (Multi30k downloads) imports tqdm.auto, which warns in a kernel without ipywidgets;
+    # the lessons show no progress bar, so the warning would only clutter lesson 5's output
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:IProgress not found")
 
     sources = lesson_sources(args.dir)
     if args.only:

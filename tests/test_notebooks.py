@@ -17,8 +17,10 @@ import jupytext
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+ESSAY = "Transformers are Graph Neural Networks"  # Joshi, The Gradient, 2020: the course's basis
 
 
 def cells(nb) -> list[tuple[str, str]]:
@@ -99,11 +101,14 @@ def test_committed_with_outputs(source):
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_lesson_shape(source):
-    """A lesson: a title, equations, asserted claims, exercises with solutions."""
+    """A lesson: a title, its reading time, the essay, equations, asserted claims, exercises
+    with solutions."""
     nb = jupytext.read(source)
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert markdown.lstrip().startswith("# Lesson")
+    assert re.search(r"Reading time: about [^.]*(minutes|an hour)", nb.cells[0].source)
+    assert ESSAY in " ".join(markdown.split())  # cited, whatever the line breaks
     assert "$" in markdown  # LaTeX
     assert re.search(r"^## Exercises", markdown, re.M)
     assert re.search(r"^## Solutions", markdown, re.M) or "<details>" in markdown
@@ -111,9 +116,31 @@ def test_lesson_shape(source):
 
 
 def test_readme_lists_every_lesson():
+    """One row per lesson, with the essay section it answers and the time it takes."""
     readme = (NOTEBOOKS / "README.md").read_text()
+    assert ESSAY in " ".join(readme.split())
+    table = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+             for line in readme.splitlines() if line.startswith("| ")]
+    header = table[0]
+    essay = next(i for i, name in enumerate(header) if "essay" in name)
+    reading = header.index("reading")
     for source in SOURCES:
-        assert source.stem in readme, source.stem
+        row = next((r for r in table if source.stem in r[1]), None)
+        assert row is not None, f"no row for {source.stem} in notebooks/README.md"
+        assert len(row) == len(header), f"{source.stem}: its row has {len(row)} columns"
+        assert row[essay], f"{source.stem}: no essay section in its row"
+        assert re.fullmatch(r"\d+ min", row[reading]), f"{source.stem}: no reading time"
+
+
+def test_the_course_fetches_its_data():
+    """`make notebooks` (hence `make test`) depends on `make data`, and nothing a reader gets
+    names the CI machine's mirror next to the repository; only `.ci/run` may."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^notebooks:[^\n]*\bdata\b", makefile, re.M)
+    mirror = "/".join(["..", "shared"])
+    texts = [*NOTEBOOKS.glob("*.py"), NOTEBOOKS / "README.md", ROOT / "README.md",
+             *(ROOT / "tests").glob("*.py")]
+    assert not [p.name for p in texts if mirror in p.read_text()]
 
 
 def test_runner_names_the_failing_cell(tmp_path, capsys):
