@@ -41,8 +41,9 @@
 # 5. batch several graphs into one, the trick that later lets a Transformer process
 #    sentences of different lengths without padding.
 #
-# Every claim in the text is checked by an `assert` in the code next to it: if the notebook
-# runs to the end, the claims hold.
+# Every claim the text makes about a result is checked by an `assert` in the code next to it,
+# or shown by a measurement printed next to it: if the notebook runs to the end, the asserted
+# claims hold.
 
 # %%
 import dgl
@@ -188,7 +189,7 @@ assert torch.allclose(g.ndata["a_fused"], g.ndata["a"])
 # is what lets us replace "sum" by "max" below, where the order matters.
 #
 # Up to the bias $b$, this is the layer with which the essay introduces graph networks; in
-# lesson 3 the same shape returns, with the plain sum replaced by attention.
+# lesson 2 the same shape returns, with the plain sum replaced by attention (a GAT).
 #
 # Here is the layer. The three steps stay visible: `copy_u` (message), `fn.sum` (aggregate),
 # the last line (update). The reducer is a parameter so we can try others in section 3.
@@ -241,7 +242,7 @@ assert torch.allclose(sage(g, h), mean_layer(g, h), atol=1e-5)
 #
 # One round of message passing lets a node hear from its neighbours; a second round lets it
 # hear what its neighbours heard, that is from nodes two steps away. After $k$ rounds (or $k$
-# stacked layers) a node's output depends exactly on the nodes at most $k$ edges away: its
+# stacked layers) a node's output can depend only on the nodes at most $k$ edges away: its
 # *receptive field*.
 #
 # We can watch this happen. Give Hana a 1 and everybody else a 0, and repeat

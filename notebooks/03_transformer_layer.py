@@ -157,7 +157,7 @@ assert 0.7 < row_length < 1.4 and 0.7 < rms < 1.4
 
 # %% [markdown]
 # Three learned matrices turn each $x_i$ into a **query**, a **key** and a **value**:
-# $$q_i = W_Q x_i, \qquad k_j = W_K x_j, \qquad v_j = W_V x_j .$$
+# $$q_i = W_Q x_i + b_Q, \qquad k_j = W_K x_j + b_K, \qquad v_j = W_V x_j + b_V .$$
 # Read them as: the query is what token $i$ is looking for, the key is what token $j$ offers,
 # the value is what $j$ will send if chosen. Then, on the graph:
 #
@@ -171,8 +171,9 @@ assert 0.7 < row_length < 1.4 and 0.7 < rms < 1.4
 # with the sender's key, divided by $\sqrt{d_k}$ (we measure why just below). `fn.v_dot_u`
 # reads "destination's `q` dot source's `k`", which is $q_i^\top k_j$ on the edge $j \to i$.
 #
-# With $H$ heads, each head has its own $W_Q, W_K, W_V$ of size $d \times d_k$,
-# $d_k = d / H$; as in lesson 2 the heads are one more tensor dimension, $(N, H, d_k)$.
+# With $H$ heads, each head has its own $W_Q, W_K, W_V$ of size $d \times d_k$ (and biases
+# of size $d_k$), $d_k = d / H$; as in lesson 2 the heads are one more tensor dimension,
+# $(N, H, d_k)$.
 
 # %%
 W_Q, W_K, W_V = (nn.Linear(d_model, d_model) for _ in range(3))
@@ -262,7 +263,7 @@ plt.show()
 
 # %% [markdown]
 # The heads' outputs are concatenated and mixed by one more matrix, $W_O$:
-# $$\text{MHA}(x)_i = W_O\, \big[\, o_i^{(1)} \,\|\, \dots \,\|\, o_i^{(H)} \big] .$$
+# $$\text{MHA}(x)_i = W_O\, \big[\, o_i^{(1)} \,\|\, \dots \,\|\, o_i^{(H)} \big] + b_O .$$
 # Here is the whole multi-head attention module. The project's `MultiHeadAttention` is the
 # same computation with $W_Q, W_K, W_V$ fused into one `qkv` matrix of size
 # $d \times 3d$; stacking our three matrices gives its weights.
@@ -301,7 +302,8 @@ assert torch.allclose(mha(g, x), lib_out, atol=1e-5)
 # * **Residual connection:** the node keeps its own state and adds what it heard,
 #   $x \leftarrow x + \text{MHA}(\dots)$. This plays the role of $U h_i$ in lesson 1's layer.
 # * **Layer normalisation:** $\text{LN}(x) = \gamma \odot \frac{x - \mu(x)}{\sigma(x)} + \beta$,
-#   mean and standard deviation taken over the features of one node.
+#   mean and standard deviation taken over the features of one node (a small $\epsilon$ is
+#   added to the variance under the root).
 # * **Feed-forward network:** the same two-layer network applied to every node,
 #   $\text{FFN}(x) = W_2\, \text{ReLU}(W_1 x + b_1) + b_2$, with a hidden size $d_\text{ff}$
 #   usually $4d$.
@@ -336,10 +338,10 @@ class GraphEncoderLayer(nn.Module):
 d_ff = 4 * d_model
 layer = GraphEncoderLayer(d_model, n_heads, d_ff)
 
-# LayerNorm works on each node on its own: mean 0, variance 1 over the features (before gamma/beta)
-normed = F.layer_norm(x, (d_model,))
-assert torch.allclose(normed.mean(1), torch.zeros(n), atol=1e-5)
-assert torch.allclose(normed.var(1, unbiased=False), torch.ones(n), atol=1e-3)
+# the layer's LayerNorm is the formula above, each node on its own (its features only)
+ln = layer.ln1
+mu, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+assert torch.allclose(ln(x), ln.weight * (x - mu) / (var + ln.eps).sqrt() + ln.bias, atol=1e-5)
 
 # %% [markdown]
 # The project's `EncoderLayer` takes an `attend` function instead of a graph, so the same
@@ -378,7 +380,10 @@ assert torch.allclose(layer(g, x), lib_layer(x, lambda q, k, v: graph_attention(
 # again in the sentence?". Same data, same initialisation seed, Adam at a learning rate of
 # 0.01, 200 steps; three runs: post-norm, post-norm with the learning rate warmed up
 # linearly over the first 50 steps, and pre-norm. We report the mean loss over the last 20
-# steps; a model that ignores its input cannot do better than about $\ln 2 = 0.69$.
+# steps; a model that ignores its input cannot do better than about $\ln 2 = 0.69$. Two
+# pieces come ahead of section 4, which explains them: each token gets a sinusoidal position
+# vector added to its embedding (`sinusoidal_positions`), and the pre-norm stack ends with one
+# more LayerNorm, as the project's does.
 
 # %%
 def tagging_batch(gen, sentences=32, length=10, symbols=12):

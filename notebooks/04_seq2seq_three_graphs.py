@@ -163,11 +163,14 @@ plt.show()
 # && p(y_{t+1} \mid y_{\le t}, x) &= \text{softmax}\big(E\, h_t\big)
 # \end{aligned}$$
 # In cross-attention the queries come from target nodes and keys and values from the encoder
-# output ("memory") on the source nodes — the bipartite graph's two sides.
+# output ("memory") on the source nodes — the bipartite graph's two sides. Only the queries
+# pass through the sub-layer's LayerNorm: the memory, already normalised by
+# $\text{LN}_\text{enc}$, is used as it is.
 #
-# `GraphTransformer` is exactly this. Below, each line of the decoder column is one line of
-# code, run on the model's own weights and the batch's graphs; the result must be the
-# model's logits.
+# `GraphTransformer` is exactly this. Below, each line of both columns is one line of code,
+# run on the model's own weights (each layer's `norm_*` LayerNorms and its `self_attn`,
+# `cross_attn` and `ffn` sub-layers) and the batch's graphs; the encoder's result must be
+# `model.encode`'s, and the decoder's the model's logits.
 
 # %%
 cfg = toy_config()
@@ -177,15 +180,29 @@ E, d = model.tgt_embed.weight, cfg.d_model
 
 batch_src, batch_tgt = make_task("reverse", 4, 1, 10, seed=5)
 batch = model.collate(batch_src, batch_tgt)
+
+
+def on(graph):
+    """Attention along the edges of one of the batch's graphs."""
+    return lambda q, k, v: graph_attention(graph, q, k, v)
+
+
+complete, causal, bipartite = on(batch.enc_graph), on(batch.dec_graph), on(batch.cross_graph)
 with torch.no_grad():
-    memory = model.encode(batch)  # the left column: lesson 3's encoder
+    x = E[batch.src] * d**0.5 + model.pos_table[batch.src_pos]  # x0 = sqrt(d) E[x] + PE
+    for layer in model.encoder:
+        x = x + layer.self_attn(layer.norm_attn(x), complete)  # x += MHA_complete(LN(x))
+        x = x + layer.ffn(layer.norm_ffn(x))  # x += FFN(LN(x))
+    memory = model.enc_norm(x)  # memory = LN_enc(x^(L))
     y = E[batch.tgt_in] * d**0.5 + model.pos_table[batch.tgt_pos]  # y0 = sqrt(d) E[y] + PE
-    for layer in model.decoder:  # causal self-attention, cross-attention, FFN
-        y = layer(y, lambda q, k, v: graph_attention(batch.dec_graph, q, k, v), memory,
-                  lambda q, k, v: graph_attention(batch.cross_graph, q, k, v))
+    for layer in model.decoder:
+        y = y + layer.self_attn(layer.norm_self(y), causal)  # y += MHA_causal(LN(y))
+        y = y + layer.cross_attn(layer.norm_cross(y), bipartite, memory)  # memory as it is
+        y = y + layer.ffn(layer.norm_ffn(y))  # y += FFN(LN(y))
     h = model.dec_norm(y)  # h = LN_dec(y^(L))
     logits_by_hand = h @ E.T  # E h_t: the output projection is the embedding table
     logits = model(batch)
+    assert torch.allclose(memory, model.encode(batch), atol=1e-5)
 print("logits:", tuple(logits.shape), "= (target tokens of the whole batch, vocabulary)")
 assert torch.allclose(logits_by_hand, logits, atol=1e-5)
 assert logits.shape[0] == len(batch.gold)  # one prediction per gold token
@@ -286,10 +303,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The decoder's input at position $t$ is the token *before* the one it must write, so to write
-# $y_{t+1} = x_{n-t}$ it should look at source position $n-1-t$. We check this on every
-# held-out string: in the last decoder layer, the source token with the highest attention
-# (averaged over heads) is the mirrored one in the vast majority of positions.
+# Counting positions from 0, the decoder input at position $t$ (`<s>` at position 0) predicts
+# output token $t$, which for a reversed string is source token $n-1-t$: that is the source
+# position it should look at. We check this on every held-out string: in the last decoder
+# layer, the source token with the highest attention (averaged over heads) is the mirrored one
+# in the vast majority of positions.
 
 # %%
 hits = total = 0
@@ -319,7 +337,10 @@ assert hits / total > 0.8
 # library's decoders, we set their scores to $-\infty$ before choosing.
 #
 # Here is the loop, written out with the model's `encode` (once) and `decode` (every step,
-# on the decoder input `<s>` + the tokens so far).
+# on the decoder input `<s>` + the tokens so far). `PackedBatch.from_decoder_inputs` packs a
+# decoder input as it is (`<s>` included, no gold) with its causal and bipartite graphs;
+# `model.decode` runs the decoder column of section 2 up to $h$; `model.generator` is the
+# output projection, whose weight is the tied embedding table $E$.
 
 # %%
 NEVER = [PAD, BOS, UNK]
@@ -352,7 +373,6 @@ for prefix, token, logp in steps_taken:
                              zip(best.values.exp().tolist(), best.indices.tolist(), strict=True))
     print(f"{show(prefix):<16s} -> {show([token]):>4s}    (top 3: {alternatives})")
 assert torch.equal(result, demo_src.flip(0))
-assert all(logp[NEVER].exp().sum() == 0 for _, _, logp in steps_taken)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
@@ -497,7 +517,9 @@ with torch.no_grad():
 # **3b.** With a complete graph, the decoder input at position $t+1$ *is* the answer at
 # position $t$: the model only has to copy it, and its training loss collapses. At test time
 # the future is not there to copy (decoding always grows a causal graph), and it fails.
-# The loop is the one `train_toy` runs, with the leaky graph swapped in.
+# The loop is the one `train_toy` runs, with the leaky graph swapped in: `train_step` (one
+# update: loss, backward, clipping, an Adam step) and the warm-up schedule
+# `warmup_inverse_sqrt` are the project's, opened up in lesson 5.
 
 # %%
 torch.manual_seed(0)

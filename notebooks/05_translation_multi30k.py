@@ -21,11 +21,13 @@
 # Lessons 3 and 4 built the Transformer as message passing on three graphs and trained it on
 # a toy task. Now the real thing: translating English image descriptions into German, on
 # **Multi30k** (Elliott et al., 2016; 29,000 training pairs, derived from Flickr30K, for
-# non-commercial research and education). This lesson also takes up three of the questions
-# at the end of Joshi's essay (*Transformers are Graph Neural Networks*, The Gradient, 2020):
-# "Why is training Transformers so hard?" (section 3: warm-up, label smoothing, checkpoint
-# averaging, each measured), "Why multiple heads of attention?" and "Are Transformers learning
-# 'neural syntax'?" (section 6: what the heads of a trained encoder look at, word by word).
+# non-commercial research and education). This lesson also takes up two of the questions at
+# the end of Joshi's essay (*Transformers are Graph Neural Networks*, The Gradient, 2020):
+# "Why is training Transformers so hard?" (section 3: the warm-up the essay names, and two
+# related training tricks, label smoothing and checkpoint averaging, each measured) and "Why
+# multiple heads of attention?" (section 6: what the heads of a trained encoder look at, word
+# by word). The essay's "neural syntax" question needs a better-trained model than this
+# lesson's; it is left to a later lesson.
 #
 # | step | project code |
 # |---|---|
@@ -250,19 +252,21 @@ assert ratio["decoder (causal)"] > 1.8
 
 # %% [markdown]
 # Bucketing works: the sentences of this batch have nearly the same length, and padding adds
-# only a few percent to the encoder's and the cross graph's work (exercise 3 measures it
-# without bucketing). The decoder is another matter: its causal graph is a triangle, while a
-# padded decoder computes the whole square of scores and masks half of it away — about twice
-# the work whatever the batching.
+# only a few percent to the encoder's and the cross graph's work. The decoder is another
+# matter: its causal graph is a triangle of $m(m+1)/2$ edges, while a dense decoder that
+# computes the full masked square has $m^2$ scores — $2m/(m+1)$ times the work, close to twice
+# even with perfect bucketing, and more once padding adds to it. Random batches pad much
+# more: exercise 3 measures it for the encoder.
 #
 # ## 3. Training, opened up
 #
 # One update of the project's trainer (and of `make repro`) is one call of `train_step`: the
 # logits of a `PackedBatch`, the loss against `batch.gold`, backward, gradient clipping, an
-# Adam step and one step of the learning-rate schedule. Three ingredients of that update are
-# not obvious, and each answers part of the essay's question "Why is training Transformers so
-# hard?": the **warm-up** of the learning rate, **label smoothing**, and, after training,
-# **checkpoint averaging**. We look at each, measure what it does, then train.
+# Adam step and one step of the learning-rate schedule. The essay's question "Why is training
+# Transformers so hard?" points at learning-rate schedules, the **warm-up**, and where the
+# normalisation goes (lesson 3 measured the last). The warm-up is part of this update, with
+# two related training tricks: **label smoothing**, and, after training, **checkpoint
+# averaging**. We look at each, measure what it does, then train.
 #
 # ### 3.1 Warm-up
 #
@@ -301,8 +305,7 @@ assert abs(rates[-1] - LR * (WARMUP / UPDATES) ** 0.5) < 1e-9  # then sqrt(w / s
 # fresh copy of the model at the full rate.
 
 # %%
-probe = GraphTransformer(cfg)
-probe.load_state_dict(GraphTransformer(cfg).state_dict())  # a fresh, untrained model
+probe = GraphTransformer(cfg)  # a fresh, untrained model
 before = {n: p.detach().clone() for n, p in probe.named_parameters()}
 probe.train()
 train_step(probe, batch, torch.optim.Adam(probe.parameters(), lr=LR, betas=(0.9, 0.98)),
@@ -388,8 +391,8 @@ for eps in (0.0, EPS):
 #
 # Here is the whole loop; `make repro`'s trainer adds logging, validation and checkpoints
 # around the same `train_step`. The model is small ($d = 128$, 2 encoder and 2 decoder
-# layers, 4 heads) and trains for a fixed number of updates: 360, a little more than one pass
-# over the data (200 with `DGLT_QUICK=1`). Near the end we keep a few snapshots of the
+# layers, 4 heads) and trains for a fixed number of updates: 360, about 1.4 passes over the
+# data (200, under one pass, with `DGLT_QUICK=1`). Near the end we keep a few snapshots of the
 # weights, for section 3.4.
 
 # %%
@@ -497,12 +500,14 @@ else:  # a make-repro model records its own comparison, made on the whole valida
     assert state.chosen in state.candidates
 
 # %% [markdown]
-# The average of the weights beats the typical snapshot it is made of: the valley effect.
-# Whether it also beats the *last* snapshot depends on the stage of training. After a few
-# minutes the model still improves quickly from one snapshot to the next, and the average
-# carries some of the older, worse weights along; in a long run the weights have stopped
-# improving and only the noise is left, which is when averaging pays — and why `make repro`
-# checks both on validation rather than assuming.
+# Here training is still descending: the validation NLL falls from each snapshot to the next
+# (3.182, 3.162, 3.104, 3.024). The average (3.054) beats the mean of its snapshots (3.118)
+# but not the last one: it carries some of the older, worse weights along. There is no valley
+# to find the middle of yet; averaging pays in a long run, once the weights have stopped
+# improving and only the noise is left — which is why `make repro` checks both on validation
+# rather than assuming. The greedy BLEU disagrees with the NLL (last 15.8, average 17.3), but
+# on 300 sentences a difference of a point or two is within the noise of so small a sample;
+# the NLL, over the whole validation set, is the steadier measure.
 #
 # ## 4. Translating and scoring
 #
@@ -533,13 +538,14 @@ print(direct)
 # a baseline that makes no effort: output the English source as the "German" translation
 copy_bleu = bleu_tok_lc(test_en, test_refs_tok, "de")
 print(f"greedy BLEU {bleu:.1f}; copying the source: {copy_bleu:.1f}")
-assert bleu > 3 * copy_bleu
 if checkpoint_path is None:  # trained here, for a few minutes
     assert bleu >= (6 if QUICK else 12)
 elif not chosen_by_user:  # a checkpoint found under runs/ (validation BLEU >= 20)
     assert bleu >= 15
-for k in (3, 17, 404):
-    print(f"\nEN  : {test_en[k]}\nREF : {test_de[k]}\nGRDY: {hyps[k]}")
+else:  # a checkpoint of your choice: at least clearly better than copying
+    assert bleu > copy_bleu + 5
+for i in (3, 17, 404):
+    print(f"\nEN  : {test_en[i]}\nREF : {test_de[i]}\nGRDY: {hyps[i]}")
 
 # %% [markdown]
 # ## 5. Beam search, where the model hesitates
@@ -613,13 +619,14 @@ def penalised_score(model, src, out, alpha=0.6):
 first200 = [torch.tensor(s) for s in test_src_ids[:200]]
 greedy_out = translate_ids(model, test_src_ids[:200], beam_size=1)
 beam_out = translate_ids(model, test_src_ids[:200], beam_size=4)
-differ = [k for k in range(200) if greedy_out[k] != beam_out[k]]
+differ = [i for i in range(200) if greedy_out[i] != beam_out[i]]
 bleu_k = {k: bleu_tok_lc([pipeline.decode_tgt(o, plain=True) for o in outs],
                          test_refs_tok[:200], "de")
           for k, outs in [(1, greedy_out), (4, beam_out)]}
 print(f"first 200 test sentences: greedy BLEU {bleu_k[1]:.1f}, beam (k = 4) {bleu_k[4]:.1f}; "
       f"the outputs differ on {len(differ)} sentences")
-assert differ and min(bleu_k.values()) > 3 * copy_bleu  # both decoders translate
+# both decoders translate: on these 200 sentences each scores near greedy on the whole set
+assert differ and min(bleu_k.values()) > bleu - 5
 
 library = beam_search(model, first200[:20], beam_size=4, max_len=40)
 assert all(torch.equal(beam_search_one(model, s, k=4), b)
@@ -638,14 +645,14 @@ def piece_text(token):
     return "</s>" if token == EOS else (pipeline.tokenizer.decode([token], "de") or "▁")
 
 
-def chrf_gain(k):
+def chrf_gain(i):
     """How much closer to the reference the beam's output is than greedy's (chrF points)."""
-    g, b = (pipeline.decode_tgt(o[k], plain=True) for o in (greedy_out, beam_out))
-    return (sacrebleu.sentence_chrf(b, [test_de[k]]).score
-            - sacrebleu.sentence_chrf(g, [test_de[k]]).score)
+    g, b = (pipeline.decode_tgt(o[i], plain=True) for o in (greedy_out, beam_out))
+    return (sacrebleu.sentence_chrf(b, [test_de[i]]).score
+            - sacrebleu.sentence_chrf(g, [test_de[i]]).score)
 
 
-chosen = max([k for k in differ if len(test_src_ids[k]) <= 8] or differ, key=chrf_gain)
+chosen = max([i for i in differ if len(test_src_ids[i]) <= 8] or differ, key=chrf_gain)
 src_c = first200[chosen]
 g_out, b_out = greedy_out[chosen], beam_out[chosen]
 split = next(t for t in range(min(len(g_out), len(b_out)) + 1)
@@ -709,22 +716,35 @@ plt.show()
 # of the encoder → decoder graph (`GraphTransformer.attention_weights`). Each target node's
 # incoming weights sum to one. Below, the last decoder layer's weights averaged over heads:
 # first as the bipartite graph itself (line width = weight, lines under 0.1 not drawn), then
-# as the familiar heat map — the same numbers, one edge per cell.
+# as the familiar heat map — the same numbers, one edge per cell. The sentence is chosen by a
+# rule: the first test sentence of 8 to 12 words with a number word and a colour word, two
+# words the translation must carry over to the right place.
 
 # %%
-k = 58
-src_ids_k = torch.tensor(test_src_ids[k])
-out_ids = translate_ids(model, [test_src_ids[k]], beam_size=4)[0]
-att = model.attention_weights(PackedBatch.collate([src_ids_k], [torch.tensor(out_ids)]))
+NUMBER_WORDS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"}
+COLOUR_WORDS = {"red", "blue", "green", "yellow", "black", "white", "pink", "orange", "purple",
+                "brown", "gray", "grey"}
+
+
+def words_of(text):
+    return [w.lower() for w in text.rstrip(".").split()]
+
+
+picked = next(i for i, text in enumerate(test_en) if 8 <= len(words_of(text)) <= 12
+              and NUMBER_WORDS & set(words_of(text)) and COLOUR_WORDS & set(words_of(text)))
+print(f"test sentence {picked}: {test_en[picked]}")
+src_ids_picked = torch.tensor(test_src_ids[picked])
+out_ids = translate_ids(model, [test_src_ids[picked]], beam_size=4)[0]
+att = model.attention_weights(PackedBatch.collate([src_ids_picked], [torch.tensor(out_ids)]))
 u, v = att["cross_graph"].edges()
 last = len(model.decoder) - 1
 weights = att["cross"][last].mean(1)  # (edges,), averaged over heads
-n_src, n_tgt = len(src_ids_k), len(out_ids) + 1
+n_src, n_tgt = len(src_ids_picked), len(out_ids) + 1
 heat = torch.zeros(n_tgt, n_src)
 heat[v, u] = weights
 assert torch.allclose(heat.sum(1), torch.ones(n_tgt), atol=1e-5)
 
-src_labels = [pipeline.tokenizer.decode([int(i)], "en") or "▁" for i in src_ids_k]
+src_labels = [pipeline.tokenizer.decode([int(i)], "en") or "▁" for i in src_ids_picked]
 # the decoder input at position t predicts output piece t: label rows by what they produce
 out_labels = [piece_text(int(i)) for i in out_ids] + ["</s>"]
 
@@ -852,7 +872,8 @@ plt.show()
 # receiver's weights, divided by $\log n$ so that 1 means uniform over the $n$ pieces and 0
 # means one piece only — and where it goes: to the piece itself, to the previous or the next
 # piece, and how far on average, $\sum_j \alpha_{ij}\, |i - j|$. For comparison, the same
-# model before training (same initialisation seed).
+# architecture before training, initialised with seed 0 (when this lesson trains its own
+# model, that is exactly its starting point; a `make repro` model started from its own seed).
 
 # %%
 def head_statistics(m, sentences):
@@ -873,7 +894,7 @@ def head_statistics(m, sentences):
 
 
 torch.manual_seed(0)
-untrained = GraphTransformer(cfg).eval()  # the same initialisation as the trained model
+untrained = GraphTransformer(cfg).eval()  # the start of a model trained here (seed 0)
 trained_stats = head_statistics(model, val_src[:200])
 untrained_stats = head_statistics(untrained, val_src[:200])
 print("layer head   entropy (untrained)   self  previous  next   mean distance")
@@ -889,12 +910,15 @@ assert trained_stats[..., 0].max() - trained_stats[..., 0].min() > 0.05  # ... a
 
 # %% [markdown]
 # Untrained, every head spreads its attention almost uniformly. Training has made every head
-# more selective, and not all by the same amount; in this small, briefly trained model the
-# heads are still broad, and their differences are small. Several heads let one layer look
-# at the sentence in several ways at once — one answer to "why multiple heads?" — and the
-# essay's question whether some heads learn syntax (a verb attending to its subject, an
-# adjective to its noun) is asked of the word-level maps above. A `make repro` model, trained
-# for an hour, is the one to ask: this lesson studies it when it finds one.
+# more selective, by different amounts (normalised entropy 0.72 to 0.90, from 0.96-0.98). But
+# the heads look much alike: each keeps 0.08-0.22 of its attention on the piece itself,
+# 0.06-0.13 on the previous piece, 0.07-0.10 on the next, at a mean distance of 3.6-5.4
+# pieces; only head 0 of layer 1 stays broader than the rest. This small, briefly trained
+# model shows no clear specialisation of its heads. Several heads *can*
+# look at the sentence in several ways at once — the usual answer to "why multiple heads?" —
+# but showing that they do, and whether some heads learn syntax (a verb attending to its
+# subject, an adjective to its noun), needs a model trained for much longer: a `make repro`
+# model, which this lesson studies when it finds one, and a later lesson.
 #
 # ## Summary
 #
@@ -902,14 +926,16 @@ assert trained_stats[..., 0].max() - trained_stats[..., 0].min() > 0.05  # ... a
 #   `train_step` per update, decoding, sacreBLEU — is the project's code; the model is the
 #   graph Transformer of lessons 3 and 4.
 # * A batch is a graph of its real tokens. On the (bucketed) batch we drew, padding added a
-#   few percent to the encoder's and the cross graph's edges, and doubled the causal graph's.
+#   few percent to the encoder's and the cross graph's edges, and about doubled the causal
+#   graph's.
 # * Warm-up keeps Adam's first, single-batch steps small; label smoothing gives the loss a
-#   finite optimum, $p = q$; averaging the last snapshots lands nearer the middle of the
-#   valley than the typical snapshot.
+#   finite optimum, $p = q$; averaging the last snapshots beats their typical member, but
+#   while training still descends, not the last one.
 # * Beam search keeps $k$ causal graphs growing side by side and pays off where the model
 #   hesitates.
-# * Cross-attention is a weighted bipartite graph; the encoder's heads, merged to spaCy
-#   words, split into local and far-looking ones.
+# * Cross-attention is a weighted bipartite graph. Training made every encoder head more
+#   selective, by different amounts; this small, briefly trained model shows no clear
+#   specialisation of its heads.
 #
 # ## Exercises
 #

@@ -1,17 +1,11 @@
 """The lessons' asserts must catch a broken lesson.
 
-``notebooks/README.md`` promises that every claim a lesson makes is checked by an ``assert``.
-An assert that holds whatever the code does would break that promise silently, so here we break
-a lesson on purpose: copy its source to a temporary directory, replace one key line with a
-plausible mistake, execute the copy with the course runner, and require that it fails at an
-``assert`` in the cell that checks that line (and not earlier, or for another reason).
-
-Lesson 3 is used because it runs in seconds. Each mutation is a mistake a student could make:
-
-* dropping the ``1/sqrt(d_k)`` scaling of the scores: attention still runs and still sums to
-  one, but no longer equals ``F.scaled_dot_product_attention``;
-* dropping the residual connection around attention: the layer still runs, but no longer
-  equals the project's ``EncoderLayer``.
+``notebooks/README.md`` promises that every claim about a result is checked by an ``assert``
+or shown by a measurement next to it. An assert that holds whatever the code does would break
+that promise silently, so here we break a lesson on purpose: copy its source to a temporary
+directory, replace one key line with a plausible mistake, execute the copy with the course
+runner, and require that it fails at an ``assert`` in the cell that checks that line (and not
+earlier, or for another reason).
 """
 
 from __future__ import annotations
