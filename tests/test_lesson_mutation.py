@@ -6,6 +6,13 @@ that promise silently, so here we break a lesson on purpose: copy its source to 
 directory, replace one key line with a plausible mistake, execute the copy with the course
 runner, and require that it fails at an ``assert`` in the cell that checks that line (and not
 earlier, or for another reason).
+
+Lesson 3 is used because it runs in seconds. Each mutation is a mistake a student could make:
+
+* dropping the ``1/sqrt(d_k)`` scaling of the scores: attention still runs and still sums to
+  one, but no longer equals ``F.scaled_dot_product_attention``;
+* dropping the residual connection around attention: the layer still runs, but no longer
+  equals the project's ``EncoderLayer``.
 """
 
 from __future__ import annotations
