@@ -34,6 +34,11 @@ def smoothed_and_nll(logits: Tensor, gold: Tensor, smoothing: float) -> tuple[Te
     return ((1 - smoothing) * nll + smoothing * smooth).sum(), nll.detach().sum()
 
 
+def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float = 0.0) -> Tensor:
+    """Mean over tokens of the label-smoothed cross-entropy."""
+    return smoothed_and_nll(logits, gold, smoothing)[0] / len(gold)
+
+
 def inverse_sqrt(update: int, warmup: int) -> float:
     """Learning-rate factor of update number ``update`` (from 1): linear warm-up to 1 at
     ``warmup``, then ``sqrt(warmup / update)``."""
