@@ -10,7 +10,7 @@ CONFIG ?= repro/configs/default.yaml
 # `make bench` compares the policies.
 WAIT := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
-.PHONY: setup test unit lint notebooks data repro experiments bench clean
+.PHONY: setup test unit integration lint notebooks data repro experiments bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,11 +22,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import dgl_transformer, dgl, torch; print('dgl', dgl.__version__, 'torch', torch.__version__)"
 	touch $@
 
-test: unit notebooks
+test: unit integration notebooks
 
-# Unit tests read Multi30k too (data, text, training, experiments): fetch it first.
+# Unit tests read Multi30k too (data, text, training): fetch it first.
 unit: data
-	$(WAIT) OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q
+	$(WAIT) OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q -m "not integration"
+
+# End-to-end runs of whole commands (`make experiments` on a one-minute schedule).
+integration: data
+	$(WAIT) OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q -m integration
 
 lint:
 	$(VENV)/bin/ruff check dgl_transformer tests repro notebooks/*.py

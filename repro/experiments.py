@@ -5,12 +5,18 @@
 Every ``repro/experiments/*.yaml`` (but ``_schedule.yaml``, the one short schedule they all
 inherit) is one run of ``make repro``'s pipeline (``repro.run.record``): train, then decode
 test2016, with its checkpoints in ``runs/experiments/<name>``. A run whose results file exists
-is skipped, and an interrupted run resumes from its
-checkpoint, so the target can be stopped and started again. Each results file holds the
-record of ``make repro`` plus what the essay's questions compare: encoder edges per sentence
-(measured on val with the model's own graph builder), training tokens per second, and the
-chosen weights' greedy val BLEU. The summary table in ``repro/README.md`` is regenerated from
-the files.
+is skipped, and an interrupted run resumes from its checkpoint, so the target can be stopped
+and started again. Each results file holds the record of ``make repro`` plus what the essay's
+questions compare: encoder edges per sentence (measured on val with the model's own graph
+builder), training tokens per second, and the chosen weights' greedy val BLEU.
+
+Four analyses read trained models instead of training one (each skipped when its output
+exists): the frozen "learned" encoder graph (``repro/learned_graph.py``, from
+``graph_complete``, before ``graph_learned_4`` trains on it), head pruning
+(``repro/heads.py``), the syntax study (``repro/syntax_study.py``), both on
+``graph_complete``, and the attention-scaling probe (``repro/scaling_probe.py``, its own
+small runs). The summary table and figures in ``repro/README.md`` are regenerated from the
+files.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 
@@ -31,7 +38,7 @@ from dgl_transformer.mt.train import TrainingError
 from dgl_transformer.mt.translate import load_translator
 
 from . import run
-from .report import write_between_markers
+from .report import plt, write_between_markers
 
 EXPERIMENTS = Path("repro/experiments")
 RESULTS = Path("repro/results/experiments")
@@ -87,8 +94,7 @@ def summary_table(results: Path) -> str:
             "edges per sentence | train tok/s | val BLEU (tok, lc, greedy) | test2016 cased | "
             "test2016 tok, lc |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted(results.glob("*.json")):
-        r = json.loads(path.read_text(encoding="utf-8"))
+    for r in load_results(results).values():
         m, t = r["config"]["model"], r["config"]["train"]
         s = r["scores"]["test_2016_flickr"]
         encoder = f"{m.get('encoder_graph', 'complete')}, {m.get('enc_aggregator', 'attention')}"
@@ -104,34 +110,205 @@ def summary_table(results: Path) -> str:
     return "\n".join(rows)
 
 
+def load_results(results: Path) -> dict[str, dict]:
+    """Every experiment's results file, by name (analyses' files are not experiments)."""
+    found = {}
+    for path in sorted(results.glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        if "scores" in r:
+            found[r["name"]] = r
+    return found
+
+
+def seed_spread(runs: dict[str, dict]) -> str:
+    """The two seeds of each repeated experiment, side by side: the noise floor."""
+    lines = []
+    for first, second in SEED_PAIRS:
+        if first in runs and second in runs:
+            a, b = runs[first], runs[second]
+            ta = a["scores"]["test_2016_flickr"]["bleu_tok_lc"]
+            tb = b["scores"]["test_2016_flickr"]["bleu_tok_lc"]
+            lines.append(f"- `{first}` vs `{second}` (seeds {a['config']['train']['seed']} and "
+                         f"{b['config']['train']['seed']}): val BLEU {a['val_bleu']:.2f} / "
+                         f"{b['val_bleu']:.2f} (spread {abs(a['val_bleu'] - b['val_bleu']):.2f}), "
+                         f"test2016 tok, lc {ta:.2f} / {tb:.2f} (spread {abs(ta - tb):.2f})")
+    if not lines:
+        return ""
+    return ("Seed spread, the noise floor of every difference above (same config, another "
+            "seed):\n\n" + "\n".join(lines))
+
+
+def plot_graph_shapes(runs: dict[str, dict], path: Path) -> bool:
+    """Test BLEU against encoder edges per sentence for every graph-shape and aggregation run,
+    with the seed pairs drawn as ranges."""
+    shown = {n: r for n, r in runs.items() if n.startswith(("graph_", "aggregate_enc"))}
+    if not shown:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, r in shown.items():
+        bleu = r["scores"]["test_2016_flickr"]["bleu_tok_lc"]
+        mean_agg = r["config"]["model"].get("enc_aggregator") == "mean"
+        ax.plot(r["edges_per_sentence"], bleu, "s" if mean_agg else "o",
+                color="C3" if mean_agg else "C0")
+        ax.annotate(name.removeprefix("graph_"), (r["edges_per_sentence"], bleu), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    for first, second in SEED_PAIRS:
+        if first in runs and second in runs:
+            pair = [runs[n]["scores"]["test_2016_flickr"]["bleu_tok_lc"] for n in (first, second)]
+            ax.vlines(runs[first]["edges_per_sentence"], min(pair), max(pair), color="k", lw=3,
+                      alpha=0.4)
+    ax.set(xlabel="encoder edges per val sentence", ylabel="test2016 BLEU (tok, lc)",
+           title="encoder graph shape (circles: attention, squares: mean aggregation;\n"
+                 "grey bars: two seeds of the same config)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_norm_curves(runs: dict[str, dict], path: Path) -> bool:
+    """Validation loss against training minutes of the pre-/post-norm x warm-up runs."""
+    shown = {n: r for n, r in runs.items() if n.startswith("norm_")}
+    if not shown:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in sorted(shown.items()):
+        epochs = [h for h in r["history"] if "val_nll" in h]
+        ax.plot([h["elapsed_s"] / 60 for h in epochs], [h["val_nll"] for h in epochs], "o-",
+                ms=3, label=name.removeprefix("norm_").replace("_", ", "))
+    ax.set(xlabel="training minutes", ylabel="val NLL / token (nats)",
+           title="6+6 layers: pre- vs post-LayerNorm, with and without warm-up")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def summary(results: Path) -> str:
+    """The README section between the markers: table, seed spread and figures."""
+    runs = load_results(results)
+    parts = [summary_table(results), seed_spread(runs)]
+    figures = (("graph_shapes.png", plot_graph_shapes), ("norm_curves.png", plot_norm_curves))
+    for name, plot in figures:
+        if plot(runs, results / name):
+            parts.append(f"![{name[:-4]}](results/experiments/{name})")
+    return "\n\n".join(p for p in parts if p)
+
+
+#: The complete-graph model the analyses read.
+TEACHER = "graph_complete"
+#: Analyses of trained models, by the name ``--only`` takes.
+ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe")
+#: Experiments repeated with a second seed: their spread is the yardstick of every difference.
+SEED_PAIRS = (("graph_complete", "graph_complete_seed2"),
+              ("graph_window_4", "graph_window_4_seed2"))
+
+
+def learned_graph_file(config: Path, overrides: list[str], runs: Path) -> list[str]:
+    """For a config that trains on a learned graph: the override that keeps its graph file in
+    ``runs`` (empty list for any other config)."""
+    graph_file = load_config(config, overrides).model.graph_file
+    return [f"model.graph_file={runs / Path(graph_file).name}"] if graph_file else []
+
+
+def write_learned_graph(config: Path, overrides: list[str], results: Path) -> None:
+    """Write the graph file a learned-graph config trains on, from the teacher's model."""
+    from . import learned_graph
+
+    cfg = load_config(config, overrides)
+    out = Path(cfg.model.graph_file)
+    if out.exists():
+        return
+    teacher = Path(cfg.train.out_dir).parent / TEACHER / "final.pt"
+    if not teacher.exists():
+        raise SystemExit(f"error: {config.stem} trains on a graph learned by {TEACHER}: "
+                         f"run that experiment first ({teacher} is missing)")
+    window = int(cfg.model.encoder_graph.split(":")[1])
+    print(f"learned graph: {out} from {teacher}", file=sys.stderr)
+    summary = learned_graph.write(teacher, Path(cfg.data.root), out, window=window)
+    (results / f"learned_graph_w{window}.json").write_text(
+        json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def analyses(args: argparse.Namespace, root: Path) -> dict[str, tuple[Path, Callable[[], object]]]:
+    """The analyses of trained models by name: output path and the call that writes it."""
+    from . import heads, scaling_probe, syntax_study
+
+    teacher = args.runs / TEACHER / "final.pt"
+    n = args.sentences
+    updates = {} if args.probe_updates is None else {"updates": args.probe_updates,
+                                                      "every": max(1, args.probe_updates // 2)}
+    return {
+        "heads_pruning": (args.results / "heads_pruning.json",
+                          lambda: heads.run(teacher, root, args.results / "heads_pruning.json",
+                                            sentences=n)),
+        "syntax_study": (args.results / "syntax" / "syntax_study.json",
+                         lambda: syntax_study.run(teacher, root, args.results / "syntax",
+                                                  sentences=n)),
+        "scaling_probe": (args.results / "scaling_probe.json",
+                          lambda: scaling_probe.run(EXPERIMENTS / "_schedule.yaml", root,
+                                                    args.results / "scaling_probe.json",
+                                                    **updates)),
+    }
+
+
+def run_analyses(args: argparse.Namespace) -> None:
+    """Each analysis that ``--only`` selects, whose output is missing and whose inputs exist."""
+    root = Path(load_config(EXPERIMENTS / "_schedule.yaml", args.set).data.root)
+    for name, (out, write) in analyses(args, root).items():
+        if args.only and name not in args.only:
+            continue
+        if out.exists():
+            print(f"{name}: done ({out})", file=sys.stderr)
+            continue
+        if name != "scaling_probe" and not (args.runs / TEACHER / "final.pt").exists():
+            print(f"{name}: waits for {TEACHER}", file=sys.stderr)
+            continue
+        print(f"{name}: running", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help=f"run only these experiments or analyses ({', '.join(ANALYSES)})")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results files")
     parser.add_argument("--runs", type=Path, default=Path("runs/experiments"),
                         help="checkpoints, one directory per experiment")
     parser.add_argument("--readme", type=Path, default=Path("repro/README.md"))
+    parser.add_argument("--sentences", type=int, default=500,
+                        help="val sentences read by head pruning and the syntax study")
+    parser.add_argument("--probe-updates", type=int, default=None,
+                        help="training updates of each attention-scaling probe run "
+                             "(default: repro/scaling_probe.py's)")
     add_overrides_argument(parser)
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     try:
-        for config in experiment_configs(args.only):
+        names = [n for n in args.only if n not in ANALYSES] if args.only else None
+        for config in experiment_configs(names) if names != [] else []:
             out = args.results / f"{config.stem}.json"
             if out.exists():
                 print(f"{config.stem}: done ({out})", file=sys.stderr)
                 continue
             print(f"{config.stem}: running", file=sys.stderr)
             overrides = [*args.set, f"train.out_dir={args.runs / config.stem}"]
+            overrides += learned_graph_file(config, overrides, args.runs)
+            if len(overrides) > len(args.set) + 1:
+                write_learned_graph(config, overrides, args.results)
             out.write_text(json.dumps(measure(config, overrides), indent=2) + "\n",
                            encoding="utf-8")
+        run_analyses(args)
     except (ConfigError, DataError, CheckpointError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
         print(f"error: training exited with status {err.returncode}", file=sys.stderr)
         return 1
-    write_between_markers(args.readme, BEGIN, END, summary_table(args.results))
+    write_between_markers(args.readme, BEGIN, END, summary(args.results))
     return 0
 
 

@@ -28,7 +28,8 @@ def test_cached_greedy_equals_naive_greedy():
 
 
 def test_cache_equals_naive_for_the_essay_variants():
-    for variant in ({"norm_first": False}, {"dec_aggregator": "mean"}):
+    for variant in ({"norm_first": False}, {"dec_aggregator": "mean"},
+                    {"encoder_graph": "hierarchy:1"}):
         model, src = random_model(1, **variant), sources()
         assert as_lists(greedy(model, src, 25)) == as_lists(naive_greedy(model, src, 25))
         assert (as_lists(beam_search(model, src, 3, 25))

@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
-from repro.experiments import experiment_configs, summary_table
+from repro.experiments import ANALYSES, experiment_configs, summary_table
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = NEEDS_MIRROR
+pytestmark = [NEEDS_MIRROR, pytest.mark.integration]
 TINY = ["train.time_limit_minutes=1", "train.max_steps=4", "train.log_every=1",
         "data.train_limit=400", "data.val_limit=40", "train.val_bleu_sentences=20",
         "data.vocab_size=500", "eval.beam_size=1", "eval.max_len_a=0", "eval.max_len_b=2",
@@ -31,13 +32,20 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- experiments:begin -->\nold\n<!-- experiments:end -->\ny\n")
     cmd = [sys.executable, "-m", "repro.experiments", "--only", "graph_complete", "heads_2",
-           "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs"),
-           "--readme", str(readme), "--set", *TINY]
+           *ANALYSES, "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs"),
+           "--readme", str(readme), "--sentences", "8", "--probe-updates", "2", "--set", *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    analysed = {name: results.pop(name) for name in ("heads_pruning", "scaling_probe")}
     assert sorted(results) == ["graph_complete", "heads_2"]
+    # the analyses read graph_complete's model (heads, syntax) or train their own (probe)
+    assert analysed["heads_pruning"]["checkpoint"].endswith("graph_complete/final.pt")
+    assert all(len(c["points"]) == 4 * 4 + 1 for c in analysed["heads_pruning"]["curves"].values())
+    assert len(analysed["scaling_probe"]["variants"]) == 4
+    syntax = json.loads((tmp_path / "results" / "syntax" / "syntax_study.json").read_text())
+    assert syntax["sentences"] == 8 and len(syntax["encoder"]["per_head"]) == 4 * 4
     for name, r in results.items():
         assert r["config"]["train"]["out_dir"] == str(tmp_path / "runs" / name)
         assert r["train_steps"] == 4 and r["train_tokens_per_s"] > 0
@@ -50,5 +58,6 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     stamp = (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0 and "heads_2: done" in again.stderr
+    assert all(f"{name}: done" in again.stderr for name in ANALYSES)
     assert (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns == stamp
     assert summary_table(tmp_path / "results").count("\n") == 3  # header, rule, two rows

@@ -114,3 +114,110 @@ def test_a_config_named_graph_drives_the_model():
     batch = model.collate([torch.tensor([4, 5, 6, 7])], [torch.tensor([8])])
     assert batch.enc_graph.num_edges() == 10  # 4 self-loops + 3 pairs both ways
     assert model(batch).shape == (2, 20)
+
+
+def covered_tokens(g, node, n):
+    """The tokens a sender stands for in one sentence's span graph: itself, or a span's."""
+    if node < n:
+        return {node}
+    src, dst = g.in_edges(node)
+    return {int(s) for s in src if s < n}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 16, 23])
+def test_span_graph_far_context_covers_the_sentence_once(n):
+    g = graphs.span_graph([n], 0)  # window 0: only self-loops besides the tree
+    assert g.num_nodes() == n + n - 1  # n - 1 span nodes
+    src, dst = g.edges()
+    assert bool((dst[1:] >= dst[:-1]).all()) and len(edge_set(g)) == g.num_edges()
+    for span in range(n, 2 * n - 1):  # a span hears itself and a contiguous run of tokens
+        heard = sorted(int(s) for s in g.in_edges(span)[0])
+        tokens = [t for t in heard if t < n]
+        assert heard == [*tokens, span] and tokens == list(range(tokens[0], tokens[-1] + 1))
+    for t in range(n):
+        far = [int(s) for s in g.in_edges(t)[0] if s != t]
+        counts = torch.zeros(n, dtype=torch.int64)
+        for s in far:
+            counts[list(covered_tokens(g, s, n))] += 1
+        assert torch.equal(counts, (torch.arange(n) != t).long())  # everyone else, once
+    adj = torch.zeros(g.num_nodes(), g.num_nodes())
+    adj[dst, src] = 1
+    assert ((adj @ adj)[:n, :n] > 0).all()  # any token reaches any token in two steps
+
+
+def test_span_graph_of_a_batch_is_the_sentences_graphs_side_by_side():
+    lens, w = [5, 1, 3], 1
+    g = graphs.span_graph(lens, w)
+    n_tokens = sum(lens)
+    assert g.num_nodes() == n_tokens + sum(n - 1 for n in lens)
+    first_span = n_tokens
+    for n, first in zip(lens, graphs.offsets(lens).tolist(), strict=True):
+        alone = graphs.span_graph([n], w)
+
+        def relabel(v, n=n, first=first, first_span=first_span):
+            return first + v if v < n else first_span + v - n
+
+        assert {(relabel(s), relabel(d)) for s, d in edge_set(alone)} <= edge_set(g)
+        first_span += n - 1
+    assert sum(graphs.span_graph([n], w).num_edges() for n in lens) == g.num_edges()
+    assert bool((g.edges()[1][1:] >= g.edges()[1][:-1]).all())
+
+
+def test_hierarchy_model_starts_spans_at_token_means_and_packs_invisibly():
+    from dgl_transformer import GraphTransformer, TransformerConfig
+    from dgl_transformer.nn.model import span_means
+
+    g = graphs.span_graph([4], 0)
+    x = torch.randn(4, 3)
+    means = span_means(g, x)
+    for span in range(4, 7):
+        tokens = sorted(covered_tokens(g, span, 4))
+        assert torch.allclose(means[span - 4], x[tokens].mean(0))
+    torch.manual_seed(0)
+    cfg = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32,
+                            n_enc_layers=2, n_dec_layers=1, encoder_graph="hierarchy:1")
+    model = GraphTransformer(cfg).eval()
+    src = [torch.randint(4, 20, (n,)) for n in (6, 1, 9)]
+    tgt = [torch.randint(4, 20, (n,)) for n in (3, 2, 4)]
+    together = model(model.collate(src, tgt))
+    alone = torch.cat([model(model.collate([s], [t])) for s, t in zip(src, tgt, strict=True)])
+    assert (together - alone).abs().max().item() <= 1e-5
+    complete = GraphTransformer(TransformerConfig(**{**cfg.to_dict(), "encoder_graph": "complete"}))
+    complete.load_state_dict(model.state_dict())
+    assert (complete.eval()(complete.collate(src, tgt)) - together).abs().max().item() > 1e-3
+
+
+def write_learned(path, window, sentences):
+    """A learned-graph file whose graph for each sentence is its window graph reversed in
+    order of strength (any valid graph will do for the builder)."""
+    edges = {}
+    for s in sentences:
+        src, dst = graphs.window_graph([len(s)], window).edges()
+        edges[tuple(s.tolist())] = torch.stack([src, dst])
+    torch.save({"format": graphs.LEARNED_GRAPH_FORMAT, "window": window, "teacher": "x",
+                "rule": "test", "edges": edges}, path)
+
+
+def test_learned_graph_is_read_per_sentence_and_refuses_unknown_input(tmp_path):
+    from dgl_transformer import GraphTransformer, TransformerConfig
+
+    sentences = [torch.tensor([4, 5, 6, 7]), torch.tensor([8]), torch.tensor([9, 10, 11])]
+    path = tmp_path / "learned.pt"
+    write_learned(path, 1, sentences)
+    cfg = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32,
+                            n_enc_layers=1, n_dec_layers=1, encoder_graph="learned:1",
+                            graph_file=str(path))
+    model = GraphTransformer(cfg)
+    batch = model.collate([sentences[2], sentences[0]], [torch.tensor([5]), torch.tensor([6])])
+    assert edge_set(batch.enc_graph) == edge_set(graphs.window_graph([3, 4], 1))
+    assert model(batch).shape == (4, 20)
+    with pytest.raises(ValueError, match="source sentence 1 .* not in the learned graph file"):
+        model.collate([sentences[1], torch.tensor([4, 5])])
+    with pytest.raises(ValueError, match="for window 1, not 2"):
+        graphs.LearnedGraph(str(path), 2)
+    with pytest.raises(ValueError, match="does not exist"):
+        graphs.LearnedGraph(str(tmp_path / "missing.pt"), 1)
+    with pytest.raises(ValueError, match="graph_file .* is needed by 'learned:W'"):
+        TransformerConfig(src_vocab=20, tgt_vocab=20, encoder_graph="learned:1")
+    with pytest.raises(ValueError, match="graph_file .* only by it"):
+        TransformerConfig(src_vocab=20, tgt_vocab=20, graph_file=str(path))

@@ -113,16 +113,21 @@ def graph_attention(
     v: Tensor,
     dropout: float = 0.0,
     return_weights: bool = False,
+    observe: Callable[[Tensor, Tensor], None] | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Attention along the edges of ``graph``.
 
     ``q`` holds one row per destination node, ``k`` and ``v`` one per source node, each shaped
     ``[nodes, heads, head_dim]``. Returns ``[dst nodes, heads, head_dim]`` and, when asked, the
-    attention weights ``[edges, heads]`` in the graph's edge order.
+    attention weights ``[edges, heads]`` in the graph's edge order. ``observe(scores,
+    weights)``, if given, sees the scores that enter the softmax and its output (``[E, H, 1]``
+    each, in the autograd graph): a probe may call ``scores.retain_grad()``.
     """
     # message: [E, H, 1]; scaling the scores, not q, keeps no scaled copy of q alive
     scores = EdgeScores.apply(graph, q, k) * q.shape[-1] ** -0.5
     weights = dgl.ops.edge_softmax(graph, scores)  # normalise over each node's in-edges
+    if observe is not None:
+        observe(scores, weights)
     kept = F.dropout(weights, dropout, training=True) if dropout else weights
     out = Aggregate.apply(graph, v, kept)  # aggregate
     return (out, weights.squeeze(-1)) if return_weights else out
@@ -133,8 +138,12 @@ class MultiHeadAttention(nn.Module):
 
     Self-attention uses one fused ``qkv`` projection; cross-attention projects queries from
     the decoder (``q``) and keys/values from the encoder output (``kv``), which a decoder can
-    compute once and pass back in as a ``(k, v)`` pair.
+    compute once and pass back in as a ``(k, v)`` pair. ``head_mask`` (``[heads]``, or None)
+    scales each head's output before the output projection: 0 switches a head off (head
+    pruning, Michel et al. 2019).
     """
+
+    head_mask: Tensor | None = None
 
     def __init__(self, d_model: int, n_heads: int, cross: bool = False) -> None:
         super().__init__()
@@ -163,4 +172,6 @@ class MultiHeadAttention(nn.Module):
             (q,) = self._heads(self.q(x), 1)
             k, v = memory if isinstance(memory, tuple) else self.project_kv(memory)
         o = attend(q, k, v)
+        if self.head_mask is not None:
+            o = o * self.head_mask.to(o)[:, None]
         return self.out(o.reshape(*o.shape[:-2], -1))

@@ -76,7 +76,8 @@ class PackedBatch:
     src: Tensor  # [S] source ids
     src_lens: Tensor  # [B]
     src_pos: Tensor  # [S] position of each source token in its sentence
-    enc_graph: dgl.DGLGraph | None  # encoder self-attention (complete by default)
+    enc_graph: dgl.DGLGraph | None  # encoder self-attention (complete by default; a
+    # hierarchy graph also has span nodes, numbered after the tokens)
     tgt_in: Tensor | None = None  # [T] decoder inputs: BOS + y per sentence
     tgt_lens: Tensor | None = None  # [B] decoder lengths: len(y) + 1
     tgt_pos: Tensor | None = None  # [T]
@@ -136,11 +137,17 @@ class PackedBatch:
     ) -> PackedBatch:
         check_sequences(src, "src")
         src_lens = graphs.as_lengths([len(s) for s in src])
+        src_ids = torch.cat([s.to(torch.int64).cpu() for s in src])
+        enc_graph = None
+        if encoder_graph is not None:  # a builder that reads tokens (LearnedGraph) gets them
+            reads = getattr(encoder_graph, "reads_tokens", False)
+            enc_graph = _with_formats(encoder_graph(src_lens, tokens=src_ids) if reads
+                                      else encoder_graph(src_lens))
         batch = cls(
-            src=torch.cat([s.to(torch.int64).cpu() for s in src]),
+            src=src_ids,
             src_lens=src_lens,
             src_pos=graphs.positions(src_lens),
-            enc_graph=_with_formats(encoder_graph(src_lens)) if encoder_graph else None,
+            enc_graph=enc_graph,
             encoder_graph=encoder_graph,
         )
         if tgt_in is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .graphs import encoder_graph_builder
+from .graphs import parse_encoder_graph
 
 #: How a token combines its neighbours: softmax attention, or the plain mean of their messages.
 AGGREGATORS = ("attention", "mean")
@@ -21,7 +21,8 @@ class TransformerConfig:
     (``src_vocab == tgt_vocab``).
 
     Variants for the essay's questions: ``encoder_graph`` names the encoder's graph
-    (``"complete"``, ``"window:4"``, ``"window_global:4:1"``, ``"random:4"``; see
+    (``"complete"``, ``"window:4"``, ``"window_global:4:1"``, ``"random:4"``,
+    ``"hierarchy:2"``, or ``"learned:4"`` with its ``graph_file``; see
     :func:`~dgl_transformer.nn.graphs.encoder_graph_builder`); ``norm_first=False`` is the
     original post-LayerNorm Transformer (no final LayerNorms); ``enc_aggregator`` /
     ``dec_aggregator`` = ``"mean"`` replaces encoder / decoder self-attention by a plain GNN
@@ -42,6 +43,7 @@ class TransformerConfig:
     max_len: int = 256
     share_embeddings: bool = False
     encoder_graph: str = "complete"
+    graph_file: str = ""
     norm_first: bool = True
     scale_scores: bool = True
     enc_aggregator: str = "attention"
@@ -69,7 +71,7 @@ class TransformerConfig:
         for name in ("dropout", "attn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1)")
-        encoder_graph_builder(self.encoder_graph)  # a one-line ValueError if unknown
+        parse_encoder_graph(self.encoder_graph, self.graph_file)  # one-line ValueError if bad
         for name in ("enc_aggregator", "dec_aggregator"):
             if getattr(self, name) not in AGGREGATORS:
                 raise ValueError(f"TransformerConfig.{name} must be one of "

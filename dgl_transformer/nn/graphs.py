@@ -15,8 +15,15 @@ sorted by destination, and an edge ``j -> i`` means "token ``i`` attends to toke
   sentence) that every token hears and that hear every token (Longformer-like).
 * :func:`random_graph`: each token hears itself and random others of its sentence, as many as
   in the window graph (same in-degrees, random wiring).
+* :func:`span_graph`: a BP-Transformer-like hierarchy. Extra *span nodes* (a binary tree over
+  each sentence) summarise pieces of it; a token hears its window and, at every scale, the
+  span of the other half, so any two tokens are at most two edges apart. Span nodes come after
+  all the batch's tokens (node ids ``sum(L) ...``).
+* :class:`LearnedGraph`: a graph per sentence read from a file (the strongest edges of a
+  trained model, frozen; written by ``repro/learned_graph.py``).
 * :func:`encoder_graph_builder` turns a config string (``"complete"``, ``"window:4"``,
-  ``"window_global:4:1"``, ``"random:4"``) into one of these builders.
+  ``"window_global:4:1"``, ``"random:4"``, ``"hierarchy:2"``, ``"learned:4"``) into one of
+  these builders.
 
 Self-attention graphs are homogeneous DGL graphs; the cross graph is a unidirectional bipartite
 graph (source node type ``src``, destination type ``dst``), so one attention routine handles all.
@@ -173,6 +180,108 @@ def random_graph(
     return _from_mask(lens, (rank < degree) & real, device)
 
 
+@functools.cache
+def _span_tree(n: int, window: int) -> tuple[Tensor, Tensor]:
+    """Edges ``(src, dst)`` of one sentence of ``n`` tokens in :func:`span_graph`, sorted by
+    destination: tokens are nodes ``0..n-1``, the ``n - 1`` span nodes ``n..2n-2``."""
+    edges = {(j, i) for i in range(n) for j in range(max(0, i - window), min(n, i + window + 1))}
+    next_span = n
+    stack = [(0, n)]  # pieces [lo, hi) still to split; a piece of >= 2 tokens is a span node
+    node_of: dict[tuple[int, int], int] = {}
+    while stack:
+        lo, hi = stack.pop()
+        if hi - lo == 1:
+            node_of[lo, hi] = lo
+            continue
+        node_of[lo, hi] = next_span
+        next_span += 1
+        stack += [(lo, (lo + hi) // 2), ((lo + hi) // 2, hi)]
+    for (lo, hi), node in node_of.items():
+        if node < n:
+            continue
+        mid = (lo + hi) // 2
+        left, right = node_of[lo, mid], node_of[mid, hi]
+        edges.update((right, t) for t in range(lo, mid))  # far context: the other half
+        edges.update((left, t) for t in range(mid, hi))
+        edges.update((t, node) for t in range(lo, hi))  # a span hears the tokens it covers
+        edges.add((node, node))
+    src, dst = torch.tensor(sorted(edges, key=lambda e: (e[1], e[0]))).reshape(-1, 2).T
+    return src, dst
+
+
+def span_graph(lengths: Lengths, window: int, device: torch.device | None = None) -> dgl.DGLGraph:
+    """A BP-Transformer-like hierarchy (Ye et al., 2019) over each sentence.
+
+    Each sentence of ``n`` tokens is split in halves, each half in halves, and so on; every
+    piece of two or more tokens is a *span node* (``n - 1`` per sentence). A token hears the
+    tokens within ``window`` and, at every level of the tree, the node of the sibling piece
+    (the other half): single tokens nearby, large spans far away, ``O(log n)`` edges that cover
+    the rest of the sentence exactly once. A span node hears itself and the tokens it covers.
+    Token nodes are packed as everywhere (``0 .. sum(L)-1``); the span nodes of sentence ``b``
+    follow all tokens, in sentence order. :meth:`GraphTransformer.encode` starts each span
+    node as the mean of its tokens' embeddings.
+    """
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    lens = as_lengths(lengths)
+    n_tokens = int(lens.sum())
+    token_start = offsets(lens).tolist()
+    span_start = (n_tokens + torch.cumsum(lens - 1, 0) - (lens - 1)).tolist()
+    srcs, dsts = [], []
+    for n, first_token, first_span in zip(lens.tolist(), token_start, span_start, strict=True):
+        src, dst = _span_tree(n, window)
+        srcs.append(torch.where(src < n, first_token + src, first_span + src - n))
+        dsts.append(torch.where(dst < n, first_token + dst, first_span + dst - n))
+    src, dst = torch.cat(srcs), torch.cat(dsts)
+    order = torch.sort(dst, stable=True).indices  # tokens and spans interleave across sentences
+    return _homogeneous(src[order], dst[order], n_tokens + int((lens - 1).sum()), device)
+
+
+#: Format string of the files :class:`LearnedGraph` reads.
+LEARNED_GRAPH_FORMAT = "dgl-transformer-learned-graph/1"
+
+
+class LearnedGraph:
+    """Encoder graphs read from a file: one fixed graph per source sentence.
+
+    The file (``repro/learned_graph.py`` writes it) maps each sentence's source ids to its
+    local edges ``[2, E]`` (``src``, ``dst`` within the sentence, sorted by destination); with
+    ``window`` W it holds, per token, its self-loop and its strongest other senders in a trained
+    complete-graph model, as many as the token's in-degree in ``window_graph(W)``. A builder
+    that reads tokens: :meth:`PackedBatch.collate` passes the packed source ids.
+    """
+
+    reads_tokens = True
+
+    def __init__(self, path: str, window: int) -> None:
+        try:
+            saved = torch.load(path, weights_only=True)
+        except FileNotFoundError:
+            raise ValueError(f"learned graph file {path} does not exist (repro/learned_graph.py "
+                             "writes it from a trained model)") from None
+        if not isinstance(saved, dict) or saved.get("format") != LEARNED_GRAPH_FORMAT:
+            raise ValueError(f"{path} is not a {LEARNED_GRAPH_FORMAT} file")
+        if saved["window"] != window:
+            raise ValueError(f"{path} holds learned graphs for window {saved['window']}, "
+                             f"not {window}")
+        self.path, self.window = path, window
+        self.edges: dict[tuple[int, ...], Tensor] = saved["edges"]
+
+    def __call__(self, lengths: Lengths, device: torch.device | None = None, *,
+                 tokens: Tensor) -> dgl.DGLGraph:
+        lens = as_lengths(lengths)
+        parts = []
+        for b, (sentence, first) in enumerate(zip(tokens.cpu().split(lens.tolist()),
+                                                  offsets(lens).tolist(), strict=True)):
+            local = self.edges.get(tuple(sentence.tolist()))
+            if local is None:
+                raise ValueError(f"source sentence {b} ({len(sentence)} tokens) is not in the "
+                                 f"learned graph file {self.path}")
+            parts.append(local + first)
+        src, dst = torch.cat(parts, 1)
+        return _homogeneous(src, dst, int(lens.sum()), device)
+
+
 GraphBuilder = Callable[..., dgl.DGLGraph]
 #: Encoder graphs by config name, with the integer parameters each takes after a colon.
 ENCODER_GRAPHS: dict[str, tuple[GraphBuilder, tuple[str, ...]]] = {
@@ -180,20 +289,33 @@ ENCODER_GRAPHS: dict[str, tuple[GraphBuilder, tuple[str, ...]]] = {
     "window": (window_graph, ("window",)),
     "window_global": (window_global_graph, ("window", "n_global")),
     "random": (random_graph, ("window",)),
+    "hierarchy": (span_graph, ("window",)),
+    "learned": (LearnedGraph, ("window",)),
 }
 
 
-@functools.cache
-def encoder_graph_builder(spec: str) -> GraphBuilder:
-    """The builder named by ``spec``: ``NAME`` or ``NAME:P1:P2`` with integer parameters, e.g.
-    ``"window:4"``; the same object for the same spec (a batch records its builder)."""
+def parse_encoder_graph(spec: str, graph_file: str = "") -> tuple[str, dict[str, int]]:
+    """``spec`` checked and split: ``NAME`` or ``NAME:P1:P2`` with integer parameters, e.g.
+    ``"window:4"``; ``"learned:W"`` also needs ``graph_file``. Reads no file."""
     name, *params = spec.split(":")
     if name not in ENCODER_GRAPHS:
         raise ValueError(f"unknown encoder graph {spec!r} (known: {', '.join(ENCODER_GRAPHS)})")
-    builder, names = ENCODER_GRAPHS[name]
+    names = ENCODER_GRAPHS[name][1]
     if len(params) != len(names) or not all(p.isdigit() for p in params):
         wanted = ":".join([name, *(f"<{n}>" for n in names)])
         raise ValueError(f"encoder graph {spec!r} must be written {wanted} (integers >= 0)")
-    if not names:
-        return builder
-    return functools.partial(builder, **{n: int(p) for n, p in zip(names, params, strict=True)})
+    if (name == "learned") != bool(graph_file):
+        raise ValueError(f"encoder graph {spec!r}: graph_file {graph_file!r} is needed by "
+                         "'learned:W' and only by it")
+    return name, {n: int(p) for n, p in zip(names, params, strict=True)}
+
+
+@functools.cache
+def encoder_graph_builder(spec: str, graph_file: str = "") -> GraphBuilder:
+    """The builder named by ``spec`` (see :func:`parse_encoder_graph`); the same object for the
+    same spec (a batch records its builder)."""
+    name, params = parse_encoder_graph(spec, graph_file)
+    builder = ENCODER_GRAPHS[name][0]
+    if name == "learned":
+        return LearnedGraph(graph_file, **params)
+    return functools.partial(builder, **params) if params else builder

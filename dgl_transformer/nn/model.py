@@ -46,6 +46,18 @@ def check_ids(tokens: Tensor, lens: Tensor, vocab: int, max_len: int, name: str)
                          f"vocabulary [0, {vocab})")
 
 
+def span_means(graph: dgl.DGLGraph, tokens: Tensor) -> Tensor:
+    """Start vectors of the span nodes of a hierarchy graph (nodes after the ``len(tokens)``
+    token nodes): each the mean of the tokens it hears, i.e. the tokens it covers."""
+    n = len(tokens)
+    src, dst = graph.edges()
+    covers = (src < n) & (dst >= n)
+    span = dst[covers] - n
+    total = tokens.new_zeros(graph.num_nodes() - n, tokens.shape[1])
+    total.index_add_(0, span, tokens[src[covers]])
+    return total / torch.bincount(span, minlength=len(total)).clamp(min=1)[:, None].to(total)
+
+
 class Seq2SeqBase(nn.Module):
     """Parameters and the layout-independent pieces of the network.
 
@@ -130,7 +142,8 @@ class GraphTransformer(Seq2SeqBase):
 
     def __init__(self, cfg: TransformerConfig, encoder_graph: GraphBuilder | None = None) -> None:
         super().__init__(cfg)
-        self.encoder_graph = encoder_graph or graphs.encoder_graph_builder(cfg.encoder_graph)
+        self.encoder_graph = encoder_graph or graphs.encoder_graph_builder(cfg.encoder_graph,
+                                                                          cfg.graph_file)
 
     def attend(
         self, graph: dgl.DGLGraph, record: list[Tensor] | None = None,
@@ -163,10 +176,13 @@ class GraphTransformer(Seq2SeqBase):
             raise ValueError("the batch's encoder graph was built by another builder than the "
                              "model's encoder_graph: collate it with model.collate(...)")
         x = self.embed(self.src_embed, batch.src, batch.src_pos)
+        tokens = len(x)
+        if batch.enc_graph.num_nodes() > tokens:  # span nodes (graphs.span_graph)
+            x = torch.cat([x, span_means(batch.enc_graph, x)])
         attend = self.attend(batch.enc_graph, record, self.cfg.enc_aggregator)
         for layer in self.encoder:
             x = layer(x, attend)
-        return self.enc_norm(x)
+        return self.enc_norm(x[:tokens])  # the decoder reads the tokens only
 
     def decode(
         self,

@@ -1,0 +1,146 @@
+"""The "syntax-like" encoder graph a trained complete-graph model suggests, frozen to a file.
+
+    python -m repro.learned_graph --checkpoint runs/experiments/graph_complete/final.pt \\
+        --out runs/experiments/learned_graph_w4.pt [--window 4] [--root DATA_ROOT]
+
+Rule: the teacher's encoder attention, averaged over all layers and heads (subword pieces, no
+merging into words); each token keeps its self-loop and its ``d - 1`` strongest other senders,
+where ``d = min(i + W, L - 1) - max(i - W, 0) + 1`` is its in-degree in the window-``W``
+graph, so the learned graph has exactly the edge count of ``window:W`` and ``random:W`` (ties
+go to the lower sender index). Every sentence of train, val and test_2016_flickr is covered,
+encoded with the teacher's pipeline. The file (read by
+:class:`dgl_transformer.nn.graphs.LearnedGraph`) is ``torch.save`` of::
+
+    {"format": "dgl-transformer-learned-graph/1", "window": W, "teacher": "<checkpoint>",
+     "rule": "<one line>", "edges": {source ids (tuple of int): LongTensor [2, E]}}
+
+with local ``(src, dst)`` node indices, ``src -> dst`` meaning token ``dst`` hears ``src``,
+sorted by destination, then source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from dgl_transformer.mt.checkpoint import CheckpointError
+from dgl_transformer.mt.data import DataError
+from dgl_transformer.mt.translate import load_translator
+from dgl_transformer.nn.model import GraphTransformer
+
+from .syntax_study import dense_attention
+
+FORMAT = "dgl-transformer-learned-graph/1"
+SPLITS = ("train", "val", "test_2016_flickr")
+RULE = ("teacher encoder attention averaged over layers and heads (subword level); each token "
+        "keeps its self-loop and its d-1 strongest other senders, d = its in-degree in the "
+        "window-W graph; ties to the lower sender index")
+#: Sentences per teacher forward pass.
+BATCH_SENTENCES = 200
+
+
+def window_degrees(lengths: Tensor, window: int) -> Tensor:
+    """In-degree ``[sentences, max length]`` of each token in the window-``window`` graph of
+    sentences of ``lengths`` tokens (padding positions: meaningless)."""
+    i = torch.arange(int(lengths.max()))
+    last = lengths[:, None] - 1
+    return torch.minimum(i + window, last) - torch.clamp(i - window, min=0) + 1
+
+
+def select_edges(scores: Tensor, lengths: Sequence[int], window: int) -> list[Tensor]:
+    """Local edges ``[2, E]`` (``src``, ``dst``) of each sentence, kept from padded score
+    matrices ``[sentences, L, L]`` (row: receiver, column: sender): each receiver's self-loop
+    and its strongest other senders, as many as its in-degree in the window graph; ties to the
+    lower sender index; sorted by destination, then source."""
+    lens = torch.as_tensor(lengths, dtype=torch.int64)
+    i = torch.arange(scores.shape[-1])
+    real = i < lens[:, None]  # [sentences, L]
+    key = scores.double().masked_fill(~real[:, None, :], -torch.inf)
+    key[:, i, i] = torch.inf  # self first
+    rank = torch.sort(key, dim=-1, descending=True, stable=True).indices.argsort(-1)
+    keep = (rank < window_degrees(lens, window)[:, :, None]) & real[:, :, None]
+    _, dst, src = keep.nonzero(as_tuple=True)  # row-major: by sentence, destination, source
+    counts = keep.sum((1, 2)).tolist()
+    return [torch.stack(pair) for pair in zip(src.split(counts), dst.split(counts), strict=True)]
+
+
+@torch.no_grad()
+def learned_edges(
+    model: GraphTransformer, sources: Iterable[Sequence[int]], window: int
+) -> dict[tuple[int, ...], Tensor]:
+    """The learned graph of every distinct non-empty source (ids without BOS/EOS), keyed by
+    the tuple of its ids."""
+    unique = sorted({tuple(int(i) for i in s) for s in sources if len(s)}, key=len)
+    edges = {}
+    for first in range(0, len(unique), BATCH_SENTENCES):
+        chunk = unique[first:first + BATCH_SENTENCES]
+        batch = model.as_batch([torch.tensor(s) for s in chunk])
+        record: list[Tensor] = []
+        model.encode(batch, record)
+        mean = torch.stack(record).mean(dim=(0, 2))[:, None]  # [edges, 1]
+        dense = dense_attention(batch.enc_graph, mean, batch.src_lens, batch.src_lens)[:, 0]
+        edges.update(zip(chunk, select_edges(dense, batch.src_lens, window), strict=True))
+    return edges
+
+
+def write(final: Path, root: Path | None, out: Path, window: int = 4) -> dict:
+    """Write the learned graph of the teacher ``final`` over every sentence of
+    :data:`SPLITS` (data under ``root``; None: the teacher's ``data.root``) to ``out``;
+    returns a summary."""
+    started = time.time()
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    model, pipeline, run_cfg = load_translator(final)
+    if model.cfg.encoder_graph != "complete" or model.cfg.enc_aggregator != "attention":
+        raise CheckpointError(f"{final}: the teacher must attend over the complete encoder "
+                              f"graph, not {model.cfg.encoder_graph!r} "
+                              f"({model.cfg.enc_aggregator})")
+    root = Path(run_cfg.data.root) if root is None else root
+    sources = [pipeline.encode(text, pipeline.src_lang)
+               for split in SPLITS for text in pipeline.read(root, split)[0]]
+    edges = learned_edges(model, sources, window)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "window": window, "teacher": str(final), "rule": RULE,
+                "edges": edges}, out)
+    kept = torch.cat(list(edges.values()), 1)
+    distance = (kept[0] - kept[1]).abs()
+    others = distance[distance > 0]
+    return {
+        "out": str(out), "teacher": str(final), "window": window, "splits": list(SPLITS),
+        "sentences": len(edges), "edges": kept.shape[1],
+        "mean_edges_per_sentence": round(kept.shape[1] / len(edges), 2),
+        "within_window_share": round(float((distance <= window).double().mean()), 4),
+        "within_window_share_non_self": (round(float((others <= window).double().mean()), 4)
+                                         if len(others) else None),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m repro.learned_graph",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root (default: the checkpoint's data.root)")
+    args = parser.parse_args(argv)
+    try:
+        summary = write(args.checkpoint, args.root, args.out, args.window)
+    except (CheckpointError, DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
