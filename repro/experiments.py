@@ -38,11 +38,19 @@ from dgl_transformer.mt.train import TrainingError
 from dgl_transformer.mt.translate import load_translator
 
 from . import run
+from .cli import write_json
 from .report import plt, write_between_markers
 
 EXPERIMENTS = Path("repro/experiments")
 RESULTS = Path("repro/results/experiments")
 BEGIN, END = "<!-- experiments:begin -->", "<!-- experiments:end -->"
+#: The complete-graph model the analyses read.
+TEACHER = "graph_complete"
+#: Analyses of trained models, by the name ``--only`` takes (see :func:`analyses`).
+ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe")
+#: Experiments repeated with a second seed: their spread is the yardstick of every difference.
+SEED_PAIRS = (("graph_complete", "graph_complete_seed2"),
+              ("graph_window_4", "graph_window_4_seed2"))
 
 
 def experiment_configs(only: list[str] | None = None) -> list[Path]:
@@ -58,10 +66,11 @@ def experiment_configs(only: list[str] | None = None) -> list[Path]:
 
 
 @torch.no_grad()
-def edges_per_sentence(final: Path, root: Path) -> float:
-    """Mean encoder edges per validation sentence, from the trained model's graph builder."""
+def edges_per_sentence(final: Path, root: Path, limit: int = 0) -> float:
+    """Mean encoder edges per validation sentence (the first ``limit``; 0: all), from the
+    trained model's graph builder."""
     model, pipeline, _ = load_translator(final)
-    src, _ = pipeline.read(root, "val")
+    src = pipeline.read(root, "val")[0][:limit or None]
     ids = [torch.tensor(pipeline.encode(s, pipeline.src_lang)) for s in src]
     ids = [s for s in ids if len(s)]
     return round(model.collate(ids).enc_graph.num_edges() / len(ids), 1)
@@ -81,7 +90,7 @@ def measure(config: Path, overrides: list[str]) -> dict:
     chosen = result["val_candidates"][result["chosen_weights"]]
     result.update(
         edges_per_sentence=edges_per_sentence(Path(cfg.train.out_dir) / "final.pt",
-                                              Path(cfg.data.root)),
+                                              Path(cfg.data.root), cfg.data.val_limit),
         train_tokens_per_s=tokens_per_second(Path(cfg.train.out_dir)),
         val_bleu=chosen["val_bleu_greedy"],
     )
@@ -185,24 +194,106 @@ def plot_norm_curves(runs: dict[str, dict], path: Path) -> bool:
     return True
 
 
+def read_json(path: Path) -> dict | None:
+    """The record at ``path``, or None if there is none yet."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    """A number for the README; ``n/a`` where an analysis had nothing to measure."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def heads_summary(results: Path) -> str:
+    """Val BLEU as heads of one attention type are pruned (``repro/heads.py``)."""
+    r = read_json(results / "heads_pruning.json")
+    if r is None:
+        return ""
+    curves = {kind: {p["heads_kept"]: p["bleu_tok_lc"] for p in c["points"]}
+              for kind, c in r["curves"].items()}
+    kept = sorted(set().union(*curves.values()), reverse=True)
+    rows = ["| heads kept (of one type) | " + " | ".join(curves) + " |",
+            "|---" * (len(curves) + 1) + "|"]
+    rows += [f"| {k} | " + " | ".join(fmt(c.get(k)) for c in curves.values()) + " |"
+             for k in kept]
+    first, last = r.get("importance_sentences", [0, r["sentences"]])
+    return (f"**Head pruning** (`repro/heads.py` on `graph_complete`, greedy decoding). "
+            f"Importance = val NLL increase when the head alone is masked, measured on val "
+            f"sentences {first}-{last}; heads are then removed least important first, one type "
+            f"at a time (the other two keep all heads), and val BLEU (tok, lc) is measured on "
+            f"the first {r['sentences']} val sentences:\n\n" + "\n".join(rows)
+            + "\n\n![head pruning](results/experiments/heads_pruning.png)")
+
+
+def syntax_summary(results: Path) -> str:
+    """Encoder heads against adjacency, entropy and alignment (``repro/syntax_study.py``)."""
+    r = read_json(results / "syntax" / "syntax_study.json")
+    if r is None:
+        return ""
+    enc, cross = r["encoder"], r["cross"]
+    lines = []
+    for layer in range(1, enc["layers"] + 1):
+        heads = [h for h in enc["per_head"] if h["layer"] == layer]
+        best = max(heads, key=lambda h: h["adjacent_share"])
+        lines.append(f"| {layer} | {min(h['adjacent_share'] for h in heads):.2f} - "
+                     f"{best['adjacent_share']:.2f} (head {best['head']}) | "
+                     f"{sum(h['mean_entropy'] for h in heads) / len(heads):.2f} |")
+    cross_rows = ", ".join(f"layer {c['layer']}: {fmt(c['share_predicting'])}"
+                           for c in cross["per_layer"])
+    figures = " ".join(f"![{k}](results/experiments/syntax/{v})" for k, v in r["figures"].items())
+    return ("**Neural syntax** (`repro/syntax_study.py` on `graph_complete`, "
+            f"{r['sentences']} val sentences, words from spaCy's rule-based tokenizer; "
+            f"{r['rule']['word_attention'].split(':')[0]}). Share of words whose strongest "
+            "other word is a neighbour, per encoder layer (range over heads), and mean row "
+            f"entropy. Baselines: a uniformly random choice gives "
+            f"{enc['uniform_adjacent_share']:.2f}; uniform attention over the pieces, merged by "
+            f"the same rule (which favours words of many pieces), "
+            f"{fmt(enc.get('length_only_adjacent_share'))}; uniform attention has "
+            f"{enc['uniform_entropy']:.2f} nats:\n\n"
+            "| layer | adjacent share | entropy (nats) |\n|---|---|---|\n" + "\n".join(lines)
+            + f"\n\nHead agreement (Jaccard of strongest edges): "
+            f"{fmt(r['agreement']['mean_within_layer'])} within a layer, "
+            f"{fmt(r['agreement']['mean_across_layers'])} across layers. Cross-attention: of "
+            f"{cross['candidates']} target words that also occur in the source, the share "
+            f"whose strongest source word is that word ({cross_rows}; chance "
+            f"{fmt(cross['uniform_chance_share'])}).\n\n{figures}")
+
+
+def probe_summary(results: Path) -> str:
+    """Attention entropy and score gradients with and without 1/sqrt(d_k)."""
+    r = read_json(results / "scaling_probe.json")
+    if r is None:
+        return ""
+    rows = ["| run | d_k | encoder entropy, first -> last probe (nats) | encoder score-gradient "
+            "RMS, first -> last | probe NLL, last |", "|---|---|---|---|---|"]
+    for name, v in r["variants"].items():
+        first, last = v["points"][0], v["points"][-1]
+        rows.append(f"| {name} | {v['d_k']} | {first['entropy']['enc']:.2f} -> "
+                    f"{last['entropy']['enc']:.2f} | {first['score_grad_rms']['enc']:.1e} -> "
+                    f"{last['score_grad_rms']['enc']:.1e} | {last['nll']:.2f} |")
+    st = r["settings"]
+    return (f"**Scaling the scores** (`repro/scaling_probe.py`: {st['updates']} updates of "
+            f"{st['max_tokens']} tokens each, probes on {st['probe_pairs']} fixed val pairs):"
+            "\n\n" + "\n".join(rows)
+            + "\n\n![scaling probe](results/experiments/scaling_probe.png)")
+
+
 def summary(results: Path) -> str:
-    """The README section between the markers: table, seed spread and figures."""
+    """The README section between the markers: table, seed spread, figures, analyses."""
     runs = load_results(results)
     parts = [summary_table(results), seed_spread(runs)]
     figures = (("graph_shapes.png", plot_graph_shapes), ("norm_curves.png", plot_norm_curves))
     for name, plot in figures:
         if plot(runs, results / name):
             parts.append(f"![{name[:-4]}](results/experiments/{name})")
+    learned = read_json(results / "learned_graph_w4.json")
+    if learned is not None:
+        parts.append(f"The learned graph (`graph_learned_4`): {learned['edges']:,} edges over "
+                     f"{learned['sentences']:,} sentences; of the edges between two different "
+                     f"tokens, {fmt(learned['within_window_share_non_self'], '.0%')} lie inside "
+                     "the window-4 graph.")
+    parts += [heads_summary(results), syntax_summary(results), probe_summary(results)]
     return "\n\n".join(p for p in parts if p)
-
-
-#: The complete-graph model the analyses read.
-TEACHER = "graph_complete"
-#: Analyses of trained models, by the name ``--only`` takes.
-ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe")
-#: Experiments repeated with a second seed: their spread is the yardstick of every difference.
-SEED_PAIRS = (("graph_complete", "graph_complete_seed2"),
-              ("graph_window_4", "graph_window_4_seed2"))
 
 
 def learned_graph_file(config: Path, overrides: list[str], runs: Path) -> list[str]:
@@ -226,9 +317,9 @@ def write_learned_graph(config: Path, overrides: list[str], results: Path) -> No
                          f"run that experiment first ({teacher} is missing)")
     window = int(cfg.model.encoder_graph.split(":")[1])
     print(f"learned graph: {out} from {teacher}", file=sys.stderr)
-    summary = learned_graph.write(teacher, Path(cfg.data.root), out, window=window)
-    (results / f"learned_graph_w{window}.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    limits = {"train": cfg.data.train_limit, "val": cfg.data.val_limit}  # what the run reads
+    summary = learned_graph.write(teacher, Path(cfg.data.root), out, window, limits)
+    write_json(results / f"learned_graph_w{window}.json", summary)
 
 
 def analyses(args: argparse.Namespace, root: Path) -> dict[str, tuple[Path, Callable[[], object]]]:
@@ -249,7 +340,7 @@ def analyses(args: argparse.Namespace, root: Path) -> dict[str, tuple[Path, Call
         "scaling_probe": (args.results / "scaling_probe.json",
                           lambda: scaling_probe.run(EXPERIMENTS / "_schedule.yaml", root,
                                                     args.results / "scaling_probe.json",
-                                                    **updates)),
+                                                    overrides=args.set, **updates)),
     }
 
 
@@ -296,19 +387,22 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"{config.stem}: running", file=sys.stderr)
             overrides = [*args.set, f"train.out_dir={args.runs / config.stem}"]
-            overrides += learned_graph_file(config, overrides, args.runs)
-            if len(overrides) > len(args.set) + 1:
+            graph_file = learned_graph_file(config, overrides, args.runs)
+            if graph_file:
+                overrides += graph_file
                 write_learned_graph(config, overrides, args.results)
-            out.write_text(json.dumps(measure(config, overrides), indent=2) + "\n",
-                           encoding="utf-8")
+            write_json(out, measure(config, overrides))
+            if config.stem == TEACHER:  # a graph learned from an earlier teacher is stale
+                for stale in args.runs.glob("learned_graph_w*.pt"):
+                    stale.unlink()
         run_analyses(args)
-    except (ConfigError, DataError, CheckpointError, TrainingError) as err:
+        write_between_markers(args.readme, BEGIN, END, summary(args.results))
+    except (ConfigError, DataError, CheckpointError, TrainingError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
         print(f"error: training exited with status {err.returncode}", file=sys.stderr)
         return 1
-    write_between_markers(args.readme, BEGIN, END, summary(args.results))
     return 0
 
 

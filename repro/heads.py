@@ -15,8 +15,6 @@ a PNG (BLEU against heads kept; the importance matrices).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +26,8 @@ import torch
 from torch import Tensor
 
 from dgl_transformer.mt.batching import make_batches
-from dgl_transformer.mt.checkpoint import CheckpointError
 from dgl_transformer.mt.configs import EvalSection
-from dgl_transformer.mt.data import DataError, read_split
+from dgl_transformer.mt.data import read_split
 from dgl_transformer.mt.evaluate import bleu_cased, bleu_tok_lc, translate_ids
 from dgl_transformer.mt.text import TextPipeline
 from dgl_transformer.mt.train import Split, encode_split
@@ -39,6 +36,8 @@ from dgl_transformer.nn.attention import MultiHeadAttention
 from dgl_transformer.nn.batch import PackedBatch
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.training import smoothed_and_nll
+
+from .cli import checkpoint_parser, exit_status, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -138,7 +137,8 @@ def prune_curve(
 
 
 def analyse(model: GraphTransformer, batches: Sequence[PackedBatch], score: Scorer) -> dict:
-    """Importance matrices (nested lists) and the three pruning curves."""
+    """Importance matrices (nested lists, measured on ``batches``) and the three pruning
+    curves (measured by ``score``)."""
     importance = head_importance(model, batches)
     return {
         "importance": {kind: m.tolist() for kind, m in importance.items()},
@@ -188,18 +188,20 @@ def plot(result: dict, path: Path) -> None:
 
 
 def write_results(result: dict, out_json: Path) -> None:
-    """``out_json`` and its plot, ``out_json.with_suffix(".png")``."""
+    """The plot ``out_json.with_suffix(".png")``, then ``out_json`` (its presence means
+    done)."""
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot(result, out_json.with_suffix(".png"))
+    write_json(out_json, result)
 
 
 def run(
     final: Path, root: Path | None, out_json: Path, sentences: int = 500, threads: int = 2
 ) -> dict:
-    """Importance and pruning curves of checkpoint ``final`` on the first ``sentences``
-    validation sentences of ``root`` (None: the checkpoint's ``data.root``); writes
-    ``out_json`` and its PNG, returns the result."""
+    """Importance of every head of checkpoint ``final``, measured on validation sentences
+    ``sentences .. 2 * sentences``, and the pruning curves, scored on the first ``sentences``
+    (data under ``root``; None: the checkpoint's ``data.root``); writes ``out_json`` and its
+    PNG, returns the result."""
     started = time.perf_counter()
     torch.set_num_threads(threads)
     model, pipeline, run_cfg = load_translator(final)
@@ -207,15 +209,23 @@ def run(
     src, tgt = pipeline.read(root, "val")
     refs_raw = read_split(root, "val", pipeline.tgt_lang, "raw")
     refs_tok = read_split(root, "val", pipeline.tgt_lang, "tok")
-    n = min(sentences, len(src))
+    n = min(sentences, len(src) // 2)
+    # the importance is measured on val[n:2n], the pruning curves on val[:n]: the order of
+    # removal is not fitted to the sentences that score it
+    rank = encode_split(pipeline, src[n:2 * n], tgt[n:2 * n], [], [])
     val = encode_split(pipeline, src[:n], tgt[:n], refs_raw[:n], refs_tok[:n])
-    batches = [model.collate([val.src[i] for i in pairs], [val.tgt[i] for i in pairs])
-               for pairs in make_batches(*val.lengths(), run_cfg.train.max_tokens,
-                                         shuffle=False)]
+
+    def batches(split: Split) -> list[PackedBatch]:
+        return [model.collate([split.src[i] for i in pairs], [split.tgt[i] for i in pairs])
+                for pairs in make_batches(*split.lengths(), run_cfg.train.max_tokens,
+                                          shuffle=False)]
+
+    scored = batches(val)
     result = {
-        "checkpoint": str(final), "sentences": n, "threads": threads,
-        "model_config": model.cfg.to_dict(),
-        **analyse(model, batches, pipeline_scorer(batches, val, pipeline, run_cfg.eval)),
+        "checkpoint": str(final), "sentences": n, "importance_sentences": [n, 2 * n],
+        "threads": threads, "model_config": model.cfg.to_dict(),
+        **analyse(model, batches(rank),
+                  pipeline_scorer(scored, val, pipeline, run_cfg.eval)),
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
     write_results(result, out_json)
@@ -223,25 +233,19 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m repro.heads",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser = checkpoint_parser("python -m repro.heads", __doc__, "JSON to write (and its .png)")
     parser.add_argument("--sentences", type=int, default=500)
-    parser.add_argument("--root", type=Path, default=None,
-                        help="data root (default: the checkpoint's data.root)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if min(args.sentences, args.threads) < 1:
         parser.error("--sentences and --threads must be >= 1")
-    try:
+
+    def call() -> str:
         result = run(args.checkpoint, args.root, args.out, args.sentences, args.threads)
-    except (CheckpointError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} "
-          f"({result['seconds'] / 60:.1f} min)", file=sys.stderr)
-    return 0
+        return (f"wrote {args.out} and {args.out.with_suffix('.png')} "
+                f"({result['seconds'] / 60:.1f} min)")
+
+    return exit_status(call)
 
 
 if __name__ == "__main__":

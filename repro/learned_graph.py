@@ -20,30 +20,48 @@ sorted by destination, then source.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import dgl
 import torch
 from torch import Tensor
 
 from dgl_transformer.mt.checkpoint import CheckpointError
-from dgl_transformer.mt.data import DataError
+from dgl_transformer.mt.data import available_test_sets
 from dgl_transformer.mt.translate import load_translator
+from dgl_transformer.nn import graphs
+from dgl_transformer.nn.graphs import LEARNED_GRAPH_FORMAT
 from dgl_transformer.nn.model import GraphTransformer
 
-from .syntax_study import dense_attention
+from .cli import checkpoint_parser, exit_status, replacing
 
-FORMAT = "dgl-transformer-learned-graph/1"
-SPLITS = ("train", "val", "test_2016_flickr")
 RULE = ("teacher encoder attention averaged over layers and heads (subword level); each token "
         "keeps its self-loop and its d-1 strongest other senders, d = its in-degree in the "
         "window-W graph; ties to the lower sender index")
 #: Sentences per teacher forward pass.
 BATCH_SENTENCES = 200
+
+
+def dense_attention(
+    graph: dgl.DGLGraph, weights: Tensor, dst_lens: Tensor, src_lens: Tensor
+) -> Tensor:
+    """Edge weights ``[edges, heads]`` of a batch's graph as padded per-sentence matrices
+    ``[sentences, heads, receivers, senders]`` (zero where there is no edge). Edges between
+    token nodes only: a hierarchy graph's span nodes (numbered after the tokens) are left out."""
+    src, dst = (e.cpu() for e in graph.edges())
+    tokens = (src < int(src_lens.sum())) & (dst < int(dst_lens.sum()))
+    src, dst, weights = src[tokens], dst[tokens], weights.cpu()[tokens]
+    sentence = graphs.sentence_ids(dst_lens)[dst]
+    i = dst - graphs.offsets(dst_lens)[sentence]
+    j = src - graphs.offsets(src_lens)[sentence]
+    out = weights.new_zeros(len(dst_lens), int(dst_lens.max()), int(src_lens.max()),
+                            weights.shape[1])
+    out[sentence, i, j] = weights
+    return out.permute(0, 3, 1, 2)
 
 
 def window_degrees(lengths: Tensor, window: int) -> Tensor:
@@ -90,10 +108,15 @@ def learned_edges(
     return edges
 
 
-def write(final: Path, root: Path | None, out: Path, window: int = 4) -> dict:
-    """Write the learned graph of the teacher ``final`` over every sentence of
-    :data:`SPLITS` (data under ``root``; None: the teacher's ``data.root``) to ``out``;
-    returns a summary."""
+def write(
+    final: Path, root: Path | None, out: Path, window: int = 4,
+    limits: Mapping[str, int] | None = None,
+) -> dict:
+    """Write the learned graph of the teacher ``final`` over every sentence a student reads:
+    train, val and every available test set (data under ``root``; None: the teacher's
+    ``data.root``), the first ``limits[split]`` sentences only where a limit is given (a
+    student's ``data.train_limit``, ``data.val_limit``), each cut to the model's ``max_len``
+    as decoding cuts it; to ``out`` (atomically). Returns a summary."""
     started = time.time()
     if window < 0:
         raise ValueError(f"window must be >= 0, got {window}")
@@ -103,17 +126,19 @@ def write(final: Path, root: Path | None, out: Path, window: int = 4) -> dict:
                               f"graph, not {model.cfg.encoder_graph!r} "
                               f"({model.cfg.enc_aggregator})")
     root = Path(run_cfg.data.root) if root is None else root
-    sources = [pipeline.encode(text, pipeline.src_lang)
-               for split in SPLITS for text in pipeline.read(root, split)[0]]
+    splits = ["train", "val", *available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang)]
+    limits = limits or {}
+    sources = [pipeline.encode(text, pipeline.src_lang)[:model.cfg.max_len] for split in splits
+               for text in pipeline.read(root, split)[0][:limits.get(split) or None]]
     edges = learned_edges(model, sources, window)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "window": window, "teacher": str(final), "rule": RULE,
-                "edges": edges}, out)
+    with replacing(out) as tmp:
+        torch.save({"format": LEARNED_GRAPH_FORMAT, "window": window, "teacher": str(final),
+                    "rule": RULE, "edges": edges}, tmp)
     kept = torch.cat(list(edges.values()), 1)
     distance = (kept[0] - kept[1]).abs()
     others = distance[distance > 0]
     return {
-        "out": str(out), "teacher": str(final), "window": window, "splits": list(SPLITS),
+        "out": str(out), "teacher": str(final), "window": window, "splits": splits,
         "sentences": len(edges), "edges": kept.shape[1],
         "mean_edges_per_sentence": round(kept.shape[1] / len(edges), 2),
         "within_window_share": round(float((distance <= window).double().mean()), 4),
@@ -125,21 +150,11 @@ def write(final: Path, root: Path | None, out: Path, window: int = 4) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m repro.learned_graph",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser = checkpoint_parser("python -m repro.learned_graph", __doc__, "graph file to write")
     parser.add_argument("--window", type=int, default=4)
-    parser.add_argument("--root", type=Path, default=None,
-                        help="data root (default: the checkpoint's data.root)")
     args = parser.parse_args(argv)
-    try:
-        summary = write(args.checkpoint, args.root, args.out, args.window)
-    except (CheckpointError, DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary))
-    return 0
+    return exit_status(lambda: json.dumps(write(args.checkpoint, args.root, args.out,
+                                                args.window)))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -55,6 +54,8 @@ from dgl_transformer.training import (
     warmup_inverse_sqrt,
 )
 
+from .cli import write_json
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -71,8 +72,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 #: Source + target tokens per update in these runs (the schedule's 6000 would fit too few).
 PROBE_MAX_TOKENS = 1000
 #: Updates per variant: measured 0.24-0.29 s per update (2 threads, 1000 tokens), so the four
-#: runs, probes and data take about 8 minutes; 500 (the whole warm-up) about 10.
-UPDATES = 400
+#: runs, probes and data take about 10 minutes on a quiet machine; the probes see the
+#: schedule's warm-up, the learning rate's peak and its decay.
+UPDATES = 500
 #: The probe batch: the first val pairs.
 PROBE_PAIRS = 100
 
@@ -138,6 +140,18 @@ class AttentionProbe:
                 for kind, scores in self.scores.items() if scores}
 
 
+    def score_grad_rms(self) -> dict[str, float]:
+        """Per type, the root mean square of the score gradient over every layer's edges and
+        heads: unlike the norm, comparable between models with different numbers of heads."""
+        out = {}
+        for kind, scores in self.scores.items():
+            grads = [s.grad for s in scores if s.grad is not None]
+            if grads:
+                out[kind] = math.sqrt(sum(float(g.pow(2).sum()) for g in grads)
+                                      / sum(g.numel() for g in grads))
+        return out
+
+
 def _combined(per_layer: list[float]) -> float:
     """The norm over all layers together: ``sqrt(sum of squared layer norms)``."""
     return math.sqrt(sum(x * x for x in per_layer))
@@ -174,6 +188,7 @@ def measure(model: GraphTransformer, batch: PackedBatch, label_smoothing: float)
         "entropy_per_layer": entropy,
         "score_grad_norm": {kind: _combined(v) for kind, v in score_norms.items()},
         "score_grad_norm_per_layer": score_norms,
+        "score_grad_rms": probe.score_grad_rms(),
     }
 
 
@@ -250,14 +265,16 @@ def train_variant(
 def run(
     config: Path, root: Path | None, out_json: Path, updates: int = UPDATES, every: int = 20,
     threads: int = 2, *, max_tokens: int = PROBE_MAX_TOKENS, probe_pairs: int = PROBE_PAIRS,
+    overrides: list[str] | None = None,
 ) -> dict:
-    """The four runs on ``config``'s data and schedule (data from ``root`` if given, else
-    ``data.root``); writes ``out_json`` and its ``.png`` and returns the record."""
+    """The four runs on ``config``'s data and schedule (``overrides`` as ``--set`` gives them;
+    data from ``root`` if given, else ``data.root``); writes the ``.png`` and then
+    ``out_json``, and returns the record."""
     if updates < 1 or every < 1 or threads < 1 or max_tokens < 1 or probe_pairs < 1:
         raise ValueError("updates, every, threads, max_tokens and probe_pairs must be >= 1")
     started = time.perf_counter()
     torch.set_num_threads(threads)
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or [])
     if root is not None:
         cfg.data.root = str(root)
     data_root = ensure_data(cfg)
@@ -290,13 +307,13 @@ def run(
         "seconds": time.perf_counter() - started,
     }
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     plot(record, out_json.with_suffix(".png"))
+    write_json(out_json, record)
     return record
 
 
 def plot(record: dict, path: Path) -> None:
-    """Entropy, score-gradient norm (log scale) and probe NLL against updates: one colour per
+    """Entropy, score-gradient RMS (log scale) and probe NLL against updates: one colour per
     variant, one line style per attention type."""
     styles = {"enc": "-", "dec_self": "--", "cross": ":"}
     fig, (ent, grad, loss) = plt.subplots(1, 3, figsize=(16, 4.6))
@@ -312,11 +329,11 @@ def plot(record: dict, path: Path) -> None:
             if kind in result["points"][0]["entropy"]:
                 ent.plot(steps, [p["entropy"][kind] for p in result["points"]], style,
                          color=color)
-                grad.plot(steps, [p["score_grad_norm"][kind] for p in result["points"]],
+                grad.plot(steps, [p["score_grad_rms"][kind] for p in result["points"]],
                           style, color=color)
         loss.plot(steps, [p["nll"] for p in result["points"]], color=color, label=name)
     ent.set(title="attention entropy (nats; grey: uniform)", xlabel="update")
-    grad.set(title="|d loss / d scores|", xlabel="update", yscale="log")
+    grad.set(title="RMS of d loss / d scores", xlabel="update", yscale="log")
     loss.set(title="probe NLL per token", xlabel="update")
     loss.legend(fontsize=8)
     fig.tight_layout()

@@ -38,9 +38,7 @@ histograms, head agreement) in ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import bisect
-import json
 import math
 import re
 import sys
@@ -50,20 +48,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dgl
 import matplotlib
 import torch
 import torch.nn.functional as F
 from matplotlib.patches import FancyArrowPatch
 from torch import Tensor
 
-from dgl_transformer.mt.checkpoint import CheckpointError
-from dgl_transformer.mt.data import DataError
 from dgl_transformer.mt.text import SubwordTokenizer, TextPipeline, _spacy_tokenizer
 from dgl_transformer.mt.translate import load_translator
-from dgl_transformer.nn import graphs
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.tokens import BOS
+
+from .cli import checkpoint_parser, exit_status, write_json
+from .learned_graph import dense_attention
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -186,24 +183,6 @@ def head_agreement(strongest: Tensor) -> Tensor:
     edge, so two heads that agree on ``k`` of ``n`` receivers score ``k / (2n - k)``."""
     same = (strongest[:, None, :] == strongest[None, :, :]).sum(-1).double()
     return same / (2 * strongest.shape[-1] - same)
-
-
-def dense_attention(
-    graph: dgl.DGLGraph, weights: Tensor, dst_lens: Tensor, src_lens: Tensor
-) -> Tensor:
-    """Edge weights ``[edges, heads]`` of a batch's graph as padded per-sentence matrices
-    ``[sentences, heads, receivers, senders]`` (zero where there is no edge). Edges between
-    token nodes only: a hierarchy graph's span nodes (numbered after the tokens) are left out."""
-    src, dst = (e.cpu() for e in graph.edges())
-    tokens = (src < int(src_lens.sum())) & (dst < int(dst_lens.sum()))
-    src, dst, weights = src[tokens], dst[tokens], weights.cpu()[tokens]
-    sentence = graphs.sentence_ids(dst_lens)[dst]
-    i = dst - graphs.offsets(dst_lens)[sentence]
-    j = src - graphs.offsets(src_lens)[sentence]
-    out = weights.new_zeros(len(dst_lens), int(dst_lens.max()), int(src_lens.max()),
-                            weights.shape[1])
-    out[sentence, i, j] = weights
-    return out.permute(0, 3, 1, 2)
 
 
 def _category(word: str) -> str | None:
@@ -527,6 +506,12 @@ def study(
         "agreement": summary,
         "drawn": {"heads": [f"L{h['layer']}H{h['head']}" for h in heads],
                   "sentences": [" ".join(words) for words, _ in drawn]},
+        # word-level encoder attention of every layer and head on the first drawn sentence,
+        # for lesson 07's per-head maps (rows: receivers, columns: senders)
+        "example": ({"words": drawn[0][0],
+                     "attention": [[[[round(float(a), 4) for a in row] for row in head]
+                                    for head in layer] for layer in drawn[0][1]]}
+                    if drawn else None),
         "cross": cross_statistics(sents, cross_words),
         "figures": figures,
     }
@@ -545,31 +530,24 @@ def run(final: Path, root: Path | None, out_dir: Path, sentences: int = 500) -> 
     record = {"checkpoint": str(final), "root": str(root), "split": "val",
               "sentences_asked": sentences, **record,
               "seconds": round(time.time() - started, 1), "threads": torch.get_num_threads()}
-    (out_dir / "syntax_study.json").write_text(json.dumps(record, indent=2) + "\n",
-                                               encoding="utf-8")
+    write_json(out_dir / "syntax_study.json", record)
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m repro.syntax_study",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser = checkpoint_parser("python -m repro.syntax_study", __doc__, "output folder")
     parser.add_argument("--sentences", type=int, default=500)
-    parser.add_argument("--root", type=Path, default=None,
-                        help="data root (default: the checkpoint's data.root)")
     args = parser.parse_args(argv)
-    try:
+
+    def call() -> str:
         if args.sentences < 1:
             raise ValueError(f"--sentences must be >= 1, got {args.sentences}")
         result = run(args.checkpoint, args.root, args.out, args.sentences)
-    except (CheckpointError, DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out / 'syntax_study.json'} ({result['sentences']} sentences, "
-          f"{result['seconds']:.0f} s)", file=sys.stderr)
-    return 0
+        return (f"wrote {args.out / 'syntax_study.json'} ({result['sentences']} sentences, "
+                f"{result['seconds']:.0f} s)")
+
+    return exit_status(call)
 
 
 if __name__ == "__main__":

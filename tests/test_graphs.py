@@ -188,8 +188,8 @@ def test_hierarchy_model_starts_spans_at_token_means_and_packs_invisibly():
 
 
 def write_learned(path, window, sentences):
-    """A learned-graph file whose graph for each sentence is its window graph reversed in
-    order of strength (any valid graph will do for the builder)."""
+    """A learned-graph file whose graph for each sentence is its window graph (any valid graph
+    will do for the builder)."""
     edges = {}
     for s in sentences:
         src, dst = graphs.window_graph([len(s)], window).edges()
@@ -217,6 +217,9 @@ def test_learned_graph_is_read_per_sentence_and_refuses_unknown_input(tmp_path):
         graphs.LearnedGraph(str(path), 2)
     with pytest.raises(ValueError, match="does not exist"):
         graphs.LearnedGraph(str(tmp_path / "missing.pt"), 1)
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cut.pt is not a readable"):
+        graphs.LearnedGraph(str(tmp_path / "cut.pt"), 1)
     with pytest.raises(ValueError, match="graph_file .* is needed by 'learned:W'"):
         TransformerConfig(src_vocab=20, tgt_vocab=20, encoder_graph="learned:1")
     with pytest.raises(ValueError, match="graph_file .* only by it"):

@@ -11,7 +11,7 @@ from dgl_transformer.nn import graphs
 from dgl_transformer.nn.config import TransformerConfig
 from dgl_transformer.nn.model import GraphTransformer
 from repro import learned_graph, syntax_study
-from repro.learned_graph import FORMAT, learned_edges, select_edges, window_degrees
+from repro.learned_graph import learned_edges, select_edges, window_degrees
 from repro.syntax_study import (
     align,
     dense_attention,
@@ -165,14 +165,13 @@ def test_learned_edges_match_the_rule_and_the_file_format(tmp_path):
     alone = select_edges(dense_attention(out["enc_graph"], mean, lens, lens)[:, 0], lens, 2)[0]
     assert torch.equal(alone, edges[tuple(long)])
     path = tmp_path / "graph.pt"
-    torch.save({"format": FORMAT, "window": 2, "teacher": "t.pt",
+    torch.save({"format": graphs.LEARNED_GRAPH_FORMAT, "window": 2, "teacher": "t.pt",
                 "rule": learned_graph.RULE, "edges": edges}, path)
     saved = torch.load(path, weights_only=True)
     assert torch.equal(saved["edges"][tuple(long)], edges[tuple(long)])
-    if hasattr(graphs, "LearnedGraph"):  # the library's reader, where it exists
-        reader = graphs.LearnedGraph(str(path), 2)
-        g = reader(torch.tensor([3, 8]), tokens=torch.tensor(short + long))
-        assert g.num_edges() == sum(e.shape[1] for e in edges.values())
+    reader = graphs.LearnedGraph(str(path), 2)  # the library reads what the writer keeps
+    g = reader(torch.tensor([3, 8]), tokens=torch.tensor(short + long))
+    assert g.num_edges() == sum(e.shape[1] for e in edges.values())
 
 
 def test_study_end_to_end_on_a_tiny_model(tmp_path):

@@ -188,14 +188,14 @@ def _span_tree(n: int, window: int) -> tuple[Tensor, Tensor]:
     next_span = n
     stack = [(0, n)]  # pieces [lo, hi) still to split; a piece of >= 2 tokens is a span node
     node_of: dict[tuple[int, int], int] = {}
-    while stack:
+    while stack:  # spans numbered in pre-order, left half first
         lo, hi = stack.pop()
         if hi - lo == 1:
             node_of[lo, hi] = lo
             continue
         node_of[lo, hi] = next_span
         next_span += 1
-        stack += [(lo, (lo + hi) // 2), ((lo + hi) // 2, hi)]
+        stack += [((lo + hi) // 2, hi), (lo, (lo + hi) // 2)]
     for (lo, hi), node in node_of.items():
         if node < n:
             continue
@@ -259,6 +259,9 @@ class LearnedGraph:
         except FileNotFoundError:
             raise ValueError(f"learned graph file {path} does not exist (repro/learned_graph.py "
                              "writes it from a trained model)") from None
+        except Exception as err:  # truncated or not a torch file: one line, not a traceback
+            raise ValueError(f"{path} is not a readable {LEARNED_GRAPH_FORMAT} file "
+                             f"({type(err).__name__})") from None
         if not isinstance(saved, dict) or saved.get("format") != LEARNED_GRAPH_FORMAT:
             raise ValueError(f"{path} is not a {LEARNED_GRAPH_FORMAT} file")
         if saved["window"] != window:
