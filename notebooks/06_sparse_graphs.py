@@ -198,6 +198,14 @@ H = torch.zeros(hg.num_nodes(), hg.num_nodes())
 H[hd, hs] = 1
 assert ((H @ H)[:n, :n] > 0).all()
 
+# the library builds the same graph (same node numbering) for any batch: graphs.span_graph,
+# which a config selects as encoder_graph="hierarchy:W" (lesson 7 trains it on Multi30k)
+for lens in ([n], [5, 2, 12]):
+    ours, library = hierarchical_graph(lens, w)[0], graphs.span_graph(lens, w)
+    assert ours.num_nodes() == library.num_nodes()
+    assert set(zip(*map(torch.Tensor.tolist, ours.edges()))) == \
+        set(zip(*map(torch.Tensor.tolist, library.edges())))
+
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
 ax = axes[0]

@@ -121,3 +121,20 @@ def test_cli_missing_checkpoint_is_one_error_line(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_masked_heads_decode_alike_cached_and_naive(model, batches):
+    """Pruning acts on decoding too: with heads of every type masked, cached greedy decoding
+    still equals re-running the decoder on each prefix, and differs from the unmasked model."""
+    from dgl_transformer.nn.decoding import greedy, naive_greedy
+
+    src = batches[0].sources()
+    masks = {kind: torch.ones(LAYERS, HEADS) for kind in heads.KINDS}
+    for kind in heads.KINDS:
+        masks[kind][0, 1:] = 0  # layer 1 keeps one head of each type
+    full = model(batches[0])
+    with heads.head_masks(model, masks):
+        assert (model(batches[0]) - full).abs().max() > 1e-4
+        cached = [s.tolist() for s in greedy(model, src, 12)]
+        assert cached == [s.tolist() for s in naive_greedy(model, src, 12)]
+    assert all(mask is None for mask in all_masks(model))
