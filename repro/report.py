@@ -29,6 +29,9 @@ ANCHORS = [
     ("Transformer-Tiny, text-only (Wu et al., ACL 2021; joint BPE, 2 GPUs)", "bleu_tok_lc", 41.02),
 ]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+TARGETS_BEGIN, TARGETS_END = "<!-- targets:begin -->", "<!-- targets:end -->"
+#: What each config set out to reach on test2016 (the [Repro 2] issue), by protocol.
+TARGETS = {"default": {"bleu_dgl": 38.0, "bleu_tok_lc": 40.0}, "long": {"bleu_tok_lc": 41.1}}
 
 
 def plot_curves(result: dict, path: Path) -> None:
@@ -117,6 +120,46 @@ def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def target_report(results_dir: Path) -> str:
+    """Per run with targets: each target met or missed by how much, the nearest anchor in the
+    same protocol, and what the validation curve did at the end of training."""
+    lines = []
+    for _, r in repro_results(results_dir):
+        targets = TARGETS.get(r["name"], {})
+        if not targets:
+            continue
+        s = r["scores"]["test_2016_flickr"]
+        parts = []
+        for protocol, target in targets.items():
+            gap = s[protocol] - target
+            verdict = "met" if gap >= 0 else f"missed by {-gap:.2f}"
+            anchors = [(label, bleu) for label, p, bleu in ANCHORS if p == protocol]
+            best = max(anchors, key=lambda a: a[1])
+            parts.append(f"`{protocol}` {s[protocol]:.2f}: target {target:.1f} {verdict}; "
+                         f"{best[0].split(' (')[0].split(',')[0]}'s best published "
+                         f"{best[1]:.2f} {'passed' if s[protocol] > best[1] else 'not reached'} "
+                         f"({s[protocol] - best[1]:+.2f})")
+        epochs = [h for h in r["history"] if "val_bleu_greedy" in h]
+        last, best_epoch = epochs[-1], max(epochs, key=lambda h: h["val_bleu_greedy"])
+        recent = epochs[-5:]
+        per_epoch = (recent[0]["val_nll"] - recent[-1]["val_nll"]) / max(1, len(recent) - 1)
+        reached = ", ".join(f"{level} at {minutes} min" if minutes is not None else
+                            f"{level} never" for level, minutes in r["time_to_bleu"].items()
+                            if level != "metric")
+        candidates = ", ".join(f"{name} {c['val_bleu_greedy']:.2f}"
+                               for name, c in r["val_candidates"].items())
+        lines.append(
+            f"* **{r['name']}**: " + "; ".join(parts) + ". Greedy val BLEU reached "
+            f"{reached}; its best epoch ({best_epoch['epoch'] + 1} of {len(epochs)}, "
+            f"{best_epoch['val_bleu_greedy']:.2f}) against the last "
+            f"({last['val_bleu_greedy']:.2f}); over the last {len(recent)} epochs val NLL fell "
+            f"by {per_epoch:.3f} per epoch "
+            + ("(still improving when training stopped" if per_epoch > 0.005 else "(flat")
+            + f"; stop: {r['stopped_early'] or 'max_epochs'}). Weights chosen on val (greedy "
+            f"BLEU): {candidates} -> `{r['chosen_weights']}`.")
+    return "\n".join(lines)
+
+
 def write_between_markers(readme: Path, begin: str, end: str, text: str) -> None:
     """Replace what stands between the ``begin`` and ``end`` markers of ``readme``."""
     content = readme.read_text(encoding="utf-8")
@@ -131,6 +174,7 @@ def update_readme(results_dir: Path, readme: Path) -> None:
     """Replace the results table of ``readme`` (and the time-to-BLEU plot) with fresh ones."""
     plot_time_to_bleu(results_dir, results_dir / "time_to_bleu.png")
     write_between_markers(readme, BEGIN, END, results_table(results_dir))
+    write_between_markers(readme, TARGETS_BEGIN, TARGETS_END, target_report(results_dir))
 
 
 if __name__ == "__main__":

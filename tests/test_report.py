@@ -67,3 +67,23 @@ def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
     assert run.train(str(config), [], tmp_path) is None and len(calls) == 2  # done: no training
     with pytest.raises(TrainingError, match="was trained with model.d_model=64"):
         run.train(str(config), ["model.d_model=32"], tmp_path)  # never reports another model
+
+
+def test_targets_say_met_or_missed_by_how_much(tmp_path):
+    from repro.report import target_report
+
+    r = result("default", 40.5, 3000, None)
+    r["scores"]["test_2016_flickr"]["bleu_dgl"] = 37.25
+    r["history"] = [{"epoch": e, "elapsed_s": 60.0 * e, "val_bleu_greedy": b, "val_nll": n}
+                    for e, (b, n) in enumerate([(20.0, 3.0), (30.0, 2.5), (29.0, 2.4)])]
+    r.update(time_to_bleu={"metric": "m", "30": 1.0, "35": None}, stopped_early=None,
+             val_candidates={"last": {"val_bleu_greedy": 29.0}}, chosen_weights="last")
+    (tmp_path / "default.json").write_text(json.dumps(r))
+    (tmp_path / "other.json").write_text(json.dumps(result("other", 1.0, 10, None)))
+    text = target_report(tmp_path)
+    assert text.count("* **") == 1  # only runs with targets
+    assert "`bleu_dgl` 37.25: target 38.0 missed by 0.75" in text
+    assert "36.45 passed (+0.80)" in text
+    assert "`bleu_tok_lc` 40.50: target 40.0 met" in text and "41.02 not reached (-0.52)" in text
+    assert "30 at 1.0 min, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
+    assert "fell by 0.300 per epoch (still improving" in text
