@@ -64,20 +64,40 @@ def machine() -> dict[str, object]:
             "dgl": dgl.__version__}
 
 
-def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
-    """Train (resuming from ``out_dir``'s checkpoint if it has one) unless ``final.pt`` exists.
+#: Settings that decide where a run stops or which weights it keeps. A ``final.pt`` saved with
+#: other values than the config's is from a shorter (or differently finished) run of the same
+#: recipe: training resumes from its last checkpoint and writes a new ``final.pt``.
+FINISHING_SETTINGS = {
+    "train": ("max_epochs", "max_steps", "time_limit_minutes", "average_last",
+              "val_bleu_sentences"),
+    "data": ("val_limit",),
+}
 
-    An existing ``final.pt`` must have been trained with this config (up to the settings a
-    resumed run may change), else :class:`TrainingError`: a result file must never describe a
-    model trained otherwise. Returns where a resumed run started: its step and the training
-    seconds already spent, which this invocation's wall time does not include; None for a run
-    from scratch.
+
+def finished(saved: dict, cfg: dict) -> bool:
+    """Whether a ``final.pt`` saved with run config ``saved`` is the result of config ``cfg``."""
+    return all(saved.get(section, {}).get(key) == cfg[section][key]
+               for section, keys in FINISHING_SETTINGS.items() for key in keys)
+
+
+def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
+    """Train (resuming from ``out_dir``'s checkpoint if it has one) unless ``final.pt`` exists
+    and was written under this config's limits.
+
+    Checkpoints and ``final.pt`` must have been trained with this config, up to the settings a
+    resumed run may change, else :class:`TrainingError`: a result file must never describe a
+    model trained otherwise. A ``final.pt`` written under other limits (a finished default run
+    copied into ``runs/long``) is continued to this config's limits. Returns where a resumed run
+    started: its step and the training seconds already spent, which this invocation's wall time
+    does not include; None when nothing was resumed.
     """
+    cfg = load_config(config, overrides)
     final = out_dir / "final.pt"
     if final.exists():
-        check_resumable(final, checkpoint.TrainedModel.load(final).run_config,
-                        load_config(config, overrides))
-        return None
+        saved = checkpoint.TrainedModel.load(final).run_config
+        check_resumable(final, saved, cfg)
+        if finished(saved, cfg.to_dict()):
+            return None
     cmd = [sys.executable, "-m", "dgl_transformer.mt.train", "--config", config,
            *overrides_args(overrides)]
     resumed = None

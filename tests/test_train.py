@@ -19,6 +19,7 @@ from multi30k_mirror import MIRROR, NEEDS_MIRROR
 from dgl_transformer import training
 from dgl_transformer.mt import checkpoint, train
 from dgl_transformer.mt.data import fetch
+from repro import run as repro_run
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = NEEDS_MIRROR
@@ -159,6 +160,32 @@ def test_resume_falls_back_to_prev_when_last_is_corrupt(reference, tmp_path, cap
     assert records(run) == records(ref)
     assert_same_weights(checkpoint.TrainedModel.load(run / "final.pt").model,
                         checkpoint.TrainedModel.load(ref / "final.pt").model)
+
+
+def test_repro_continues_a_finished_shorter_run_to_the_longer_runs_result(
+    reference, tmp_path, monkeypatch
+):
+    """``make repro`` on a run directory whose ``final.pt`` a shorter limit wrote (the default
+    run copied into ``runs/long``) trains on from its last checkpoint and ends exactly where the
+    longer run from scratch ends; run again under the same limits, it trains nothing."""
+    config, ref = reference
+    run = tmp_path / "run"
+    short = ["--config", str(config), "--set", f"train.out_dir={run}", "train.max_steps=7"]
+    assert train.main(short) == 0  # stops mid-epoch (5 batches an epoch), writes final.pt
+    assert checkpoint.TrainedModel.load(run / "final.pt").steps == 7
+    monkeypatch.chdir(ROOT)
+
+    resumed = repro_run.train(str(config), [f"train.out_dir={run}"], run)
+    assert resumed is not None and resumed["step"] == 7
+    assert records(run) == records(ref)
+    longer, whole = (checkpoint.TrainedModel.load(d / "final.pt") for d in (run, ref))
+    assert (longer.steps, longer.stopped, longer.chosen) == (whole.steps, whole.stopped,
+                                                             whole.chosen)
+    assert_same_weights(longer.model, whole.model)
+
+    written = (run / "final.pt").stat().st_mtime_ns
+    assert repro_run.train(str(config), [f"train.out_dir={run}"], run) is None
+    assert (run / "final.pt").stat().st_mtime_ns == written
 
 
 def test_existing_run_needs_resume_and_resume_needs_the_same_settings(reference, capsys):
