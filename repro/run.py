@@ -91,9 +91,9 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     started: its step and the training seconds already spent, which this invocation's wall time
     does not include; None when nothing was resumed.
     """
-    cfg = load_config(config, overrides)
     final = out_dir / "final.pt"
     if final.exists():
+        cfg = load_config(config, overrides)
         saved = checkpoint.TrainedModel.load(final).run_config
         check_resumable(final, saved, cfg)
         if finished(saved, cfg.to_dict()):

@@ -77,13 +77,21 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     r["history"] = [{"epoch": e, "elapsed_s": 60.0 * e, "val_bleu_greedy": b, "val_nll": n}
                     for e, (b, n) in enumerate([(20.0, 3.0), (30.0, 2.5), (29.0, 2.4)])]
     r.update(time_to_bleu={"metric": "m", "30": 1.0, "35": None}, stopped_early=None,
-             val_candidates={"last": {"val_bleu_greedy": 29.0}}, chosen_weights="last")
+             val_candidates={"last": {"val_bleu_greedy": 29.0}}, chosen_weights="last",
+             train_steps=1234)
+    r["config"]["train"] = {"max_tokens": 6000}
     (tmp_path / "default.json").write_text(json.dumps(r))
     (tmp_path / "other.json").write_text(json.dumps(result("other", 1.0, 10, None)))
+    word = {**r, "name": "word", "scores": {"test_2016_flickr": {"bleu_dgl": 35.5}}}
+    (tmp_path / "word.json").write_text(json.dumps(word))
     text = target_report(tmp_path)
-    assert text.count("* **") == 1  # only runs with targets
+    assert text.count("* **") == 2  # only runs named in TARGETS
+    assert "* **word**: `bleu_dgl` 35.50: DGL Transformer example's best published 36.45 not " \
+           "reached (-0.95)" in text
     assert "`bleu_dgl` 37.25: target 38.0 missed by 0.75" in text
     assert "36.45 passed (+0.80)" in text
     assert "`bleu_tok_lc` 40.50: target 40.0 met" in text and "41.02 not reached (-0.52)" in text
     assert "30 at 1.0 min, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
     assert "fell by 0.300 per epoch (still improving" in text
+    assert "Training saw 1,234 updates of at most 6,000 source and target tokens together (at " \
+           "most 7.4M)" in text
