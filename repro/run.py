@@ -67,17 +67,15 @@ def machine() -> dict[str, object]:
 #: Settings that decide where a run stops or which weights it keeps. A ``final.pt`` saved with
 #: other values than the config's is from a shorter (or differently finished) run of the same
 #: recipe: training resumes from its last checkpoint and writes a new ``final.pt``.
-FINISHING_SETTINGS = {
-    "train": ("max_epochs", "max_steps", "time_limit_minutes", "average_last",
-              "val_bleu_sentences"),
-    "data": ("val_limit",),
-}
+#: Named like ``train.RESUMABLE_CHANGES``, of which they are a part.
+FINISHING_SETTINGS = ("data.val_limit", "train.max_epochs", "train.max_steps",
+                      "train.time_limit_minutes", "train.average_last", "train.val_bleu_sentences")
 
 
 def finished(saved: dict, cfg: dict) -> bool:
     """Whether a ``final.pt`` saved with run config ``saved`` is the result of config ``cfg``."""
-    return all(saved.get(section, {}).get(key) == cfg[section][key]
-               for section, keys in FINISHING_SETTINGS.items() for key in keys)
+    sections = [name.split(".") for name in FINISHING_SETTINGS]
+    return all(saved.get(section, {}).get(key) == cfg[section][key] for section, key in sections)
 
 
 def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:

@@ -8,7 +8,7 @@ import pytest
 
 from dgl_transformer.mt import checkpoint
 from dgl_transformer.mt.configs import load_config
-from dgl_transformer.mt.train import TrainingError
+from dgl_transformer.mt.train import RESUMABLE_CHANGES, TrainingError
 from repro import run
 from repro.report import results_table
 
@@ -67,6 +67,10 @@ def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
     assert run.train(str(config), [], tmp_path) is None and len(calls) == 2  # done: no training
     with pytest.raises(TrainingError, match="was trained with model.d_model=64"):
         run.train(str(config), ["model.d_model=32"], tmp_path)  # never reports another model
+
+
+def test_finishing_settings_are_ones_a_resumed_run_may_change():
+    assert set(run.FINISHING_SETTINGS) <= RESUMABLE_CHANGES
 
 
 def test_targets_say_met_or_missed_by_how_much(tmp_path):
