@@ -203,8 +203,8 @@ assert ((H @ H)[:n, :n] > 0).all()
 for lens in ([n], [5, 2, 12]):
     ours, library = hierarchical_graph(lens, w)[0], graphs.span_graph(lens, w)
     assert ours.num_nodes() == library.num_nodes()
-    assert set(zip(*map(torch.Tensor.tolist, ours.edges()))) == \
-        set(zip(*map(torch.Tensor.tolist, library.edges())))
+    assert set(zip(*map(torch.Tensor.tolist, ours.edges()), strict=True)) == \
+        set(zip(*map(torch.Tensor.tolist, library.edges()), strict=True))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 
 import torch
 
@@ -255,8 +255,18 @@ def syntax_summary(results: Path) -> str:
             f"{fmt(r['agreement']['mean_within_layer'])} within a layer, "
             f"{fmt(r['agreement']['mean_across_layers'])} across layers. Cross-attention: of "
             f"{cross['candidates']} target words that also occur in the source, the share "
-            f"whose strongest source word is that word ({cross_rows}; chance "
-            f"{fmt(cross['uniform_chance_share'])}).\n\n{figures}")
+            f"whose strongest source word is that word when it is predicted ({cross_rows}; "
+            f"chance {fmt(cross['uniform_chance_share'])}, length-only choice "
+            f"{fmt(cross.get('length_only_share'))}){most_frequent(cross)}.\n\n{figures}")
+
+
+def most_frequent(cross: dict) -> str:
+    """How much of the identical-word test one word makes up: a caveat on its shares."""
+    words = cross.get("most_frequent_identical_words") or []
+    if not words or not cross["candidates"]:
+        return ""
+    word, count = words[0]
+    return f"; {count} of the {cross['candidates']} are the word '{word}'"
 
 
 def probe_summary(results: Path) -> str:
@@ -265,12 +275,13 @@ def probe_summary(results: Path) -> str:
     if r is None:
         return ""
     rows = ["| run | d_k | encoder entropy, first -> last probe (nats) | encoder score-gradient "
-            "RMS, first -> last | probe NLL, last |", "|---|---|---|---|---|"]
+            "RMS, first probe / median over probes | probe NLL, last |", "|---|---|---|---|---|"]
     for name, v in r["variants"].items():
         first, last = v["points"][0], v["points"][-1]
+        grad = median(p["score_grad_rms"]["enc"] for p in v["points"])
         rows.append(f"| {name} | {v['d_k']} | {first['entropy']['enc']:.2f} -> "
-                    f"{last['entropy']['enc']:.2f} | {first['score_grad_rms']['enc']:.1e} -> "
-                    f"{last['score_grad_rms']['enc']:.1e} | {last['nll']:.2f} |")
+                    f"{last['entropy']['enc']:.2f} | {first['score_grad_rms']['enc']:.1e} / "
+                    f"{grad:.1e} | {last['nll']:.2f} |")
     st = r["settings"]
     return (f"**Scaling the scores** (`repro/scaling_probe.py`: {st['updates']} updates of "
             f"{st['max_tokens']} tokens each, probes on {st['probe_pairs']} fixed val pairs):"
