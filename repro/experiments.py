@@ -262,8 +262,8 @@ def syntax_summary(results: Path) -> str:
 
 def most_frequent(cross: dict) -> str:
     """How much of the identical-word test one word makes up: a caveat on its shares."""
-    words = cross.get("most_frequent_identical_words") or []
-    if not words or not cross["candidates"]:
+    words = cross.get("most_frequent_identical_words")
+    if not words:
         return ""
     word, count = words[0]
     return f"; {count} of the {cross['candidates']} are the word '{word}'"
@@ -275,10 +275,12 @@ def probe_summary(results: Path) -> str:
     if r is None:
         return ""
     rows = ["| run | d_k | encoder entropy, first -> last probe (nats) | encoder score-gradient "
-            "RMS, first probe / median over probes | probe NLL, last |", "|---|---|---|---|---|"]
+            "RMS, first probe / median of the second half | probe NLL, last |",
+            "|---|---|---|---|---|"]
     for name, v in r["variants"].items():
         first, last = v["points"][0], v["points"][-1]
-        grad = median(p["score_grad_rms"]["enc"] for p in v["points"])
+        half = r["settings"]["updates"] // 2  # past warm-up and the first steep descent
+        grad = median(p["score_grad_rms"]["enc"] for p in v["points"] if p["update"] >= half)
         rows.append(f"| {name} | {v['d_k']} | {first['entropy']['enc']:.2f} -> "
                     f"{last['entropy']['enc']:.2f} | {first['score_grad_rms']['enc']:.1e} / "
                     f"{grad:.1e} | {last['nll']:.2f} |")
