@@ -247,7 +247,7 @@ def syntax_summary(results: Path) -> str:
             "other word is a neighbour, per encoder layer (range over heads), and mean row "
             f"entropy. Baselines: a uniformly random choice gives "
             f"{enc['uniform_adjacent_share']:.2f}; uniform attention over the pieces, merged by "
-            f"the same rule (which favours words of many pieces), "
+            f"the same rule (which favours words of many pieces; ties split evenly), "
             f"{fmt(enc.get('length_only_adjacent_share'))}; uniform attention has "
             f"{enc['uniform_entropy']:.2f} nats:\n\n"
             "| layer | adjacent share | entropy (nats) |\n|---|---|---|\n" + "\n".join(lines)
@@ -304,7 +304,8 @@ def summary(results: Path) -> str:
         parts.append(f"The learned graph (`graph_learned_4`): {learned['edges']:,} edges over "
                      f"{learned['sentences']:,} sentences; of the edges between two different "
                      f"tokens, {fmt(learned['within_window_share_non_self'], '.0%')} lie inside "
-                     "the window-4 graph.")
+                     "the window-4 graph (random wiring with the same in-degrees: "
+                     f"{fmt(learned.get('random_within_window_share_non_self'), '.0%')}).")
     parts += [heads_summary(results), syntax_summary(results), probe_summary(results)]
     return "\n\n".join(p for p in parts if p)
 

@@ -72,6 +72,22 @@ def window_degrees(lengths: Tensor, window: int) -> Tensor:
     return torch.minimum(i + window, last) - torch.clamp(i - window, min=0) + 1
 
 
+def random_within_window_share(lengths: Tensor, window: int) -> float | None:
+    """Expected share of the edges between two different tokens that lie inside the window
+    when the same in-degrees are wired at random (:func:`graphs.random_graph`): a token of a
+    sentence of ``n`` tokens draws its ``d - 1`` others uniformly among ``n - 1``, and
+    ``d - 1`` of those are inside its window. None when no token has another."""
+    others = (window_degrees(lengths, window) - 1).double()
+    real = torch.arange(others.shape[1]) < lengths[:, None]
+    inside = others**2 / (lengths[:, None] - 1).clamp(min=1)
+    total = float(others[real].sum())
+    return float(inside[real].sum()) / total if total else None
+
+
+def _round(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
 def select_edges(scores: Tensor, lengths: Sequence[int], window: int) -> list[Tensor]:
     """Local edges ``[2, E]`` (``src``, ``dst``) of each sentence, kept from padded score
     matrices ``[sentences, L, L]`` (row: receiver, column: sender): each receiver's self-loop
@@ -144,6 +160,8 @@ def write(
         "within_window_share": round(float((distance <= window).double().mean()), 4),
         "within_window_share_non_self": (round(float((others <= window).double().mean()), 4)
                                          if len(others) else None),
+        "random_within_window_share_non_self": _round(random_within_window_share(
+            torch.tensor([len(sentence) for sentence in edges]), window)),
         "seconds": round(time.time() - started, 1),
     }
 

@@ -25,13 +25,15 @@ Per encoder layer and head: the *strongest sender* of each receiver word is its 
 the *other* words (self excluded, ties to the lower index); its share of adjacent words
 (``|J - I| = 1``) against two baselines on the same sentences, a uniformly random other word
 and the *length-only* choice (what the merge rule makes of uniform piece attention: the other
-word of most pieces, since a word hears the sum over its pieces); the histogram of the signed
-distance ``J - I``; the mean row entropy (nats) against a uniform row's; and the agreement
-between heads, the Jaccard index of two heads' sets of (receiver, strongest sender) edges,
-averaged over sentences (also each head's agreement with the length-only choice).
+word of most pieces, since a word hears the sum over its pieces; ties, common since most
+words are one piece, split evenly, so the baseline is an expected value); the histogram of
+the signed distance ``J - I``; the mean row entropy (nats) against a uniform row's; and the
+agreement between heads, the Jaccard index of two heads' sets of (receiver, strongest sender)
+edges, averaged over sentences.
 Cross-attention (averaged over heads, per layer, same merge rule): for target words that occur
 verbatim among the source words (names, numbers, capitalised words, ...), how often the argmax
-source word is such an identical word, against a uniformly random source word.
+source word is such an identical word, against a uniformly random source word and the
+length-only choice.
 Writes ``syntax_study.json`` and PNGs (sentences drawn with their strongest edges, distance
 histograms, head agreement) in ``--out``.
 """
@@ -157,6 +159,19 @@ def strongest_senders(word_attn: Tensor) -> Tensor:
     return word_attn.masked_fill(torch.eye(n, dtype=torch.bool), -torch.inf).argmax(-1)
 
 
+def length_only_choice(word_of_piece: Sequence[int]) -> Tensor:
+    """Each receiver's strongest other word under uniform piece attention, as a distribution
+    ``[n, n]`` (rows: receivers). Merged by :func:`merge_pieces`, uniform attention gives word
+    ``J`` the weight ``pieces(J) / pieces``, so the choice is the other word of most pieces;
+    ties split evenly, since a fixed tie rule would favour one position (most words are one
+    piece, so ties are the rule)."""
+    pieces = torch.bincount(torch.as_tensor(word_of_piece)).double()
+    n = len(pieces)
+    score = pieces.expand(n, n).masked_fill(torch.eye(n, dtype=torch.bool), -torch.inf)
+    top = (score == score.max(-1, keepdim=True).values).double()
+    return top / top.sum(-1, keepdim=True)
+
+
 def distances(strongest: Tensor) -> Tensor:
     """Signed distance ``J - I`` from each receiver ``I`` to its strongest sender ``J``."""
     return strongest - torch.arange(strongest.shape[-1])
@@ -250,30 +265,36 @@ def _word_attention(model: GraphTransformer, sents: list[_Sentence]) -> tuple[
     return enc_words, cross_words
 
 
-def _histogram(d: Tensor) -> dict[str, int]:
-    """Counts of signed distances in :data:`DISTANCE_BINS`."""
-    counts = [int((d < -MAX_DISTANCE).sum()),
-              *(int((d == k).sum()) for k in range(-MAX_DISTANCE, 0)),
-              *(int((d == k).sum()) for k in range(1, MAX_DISTANCE + 1)),
-              int((d > MAX_DISTANCE).sum())]
+def _histogram(d: Tensor, weight: Tensor | None = None) -> dict[str, float]:
+    """Counts of signed distances in :data:`DISTANCE_BINS`; with ``weight`` (one per
+    distance), the expected counts: the sum of the weights in each bin."""
+    bins = [d < -MAX_DISTANCE, *(d == k for k in range(-MAX_DISTANCE, 0)),
+            *(d == k for k in range(1, MAX_DISTANCE + 1)), d > MAX_DISTANCE]
+    if weight is None:
+        counts = [int(b.sum()) for b in bins]
+    else:
+        counts = [round(float(weight[b].sum()), 4) for b in bins]
     return dict(zip(DISTANCE_BINS, counts, strict=True))
 
 
 def encoder_statistics(enc_words: list[Tensor], length_only: list[Tensor]) -> tuple[
         dict, Tensor]:
     """Per head: adjacency share, distance histogram, self-argmax share and entropy, with the
-    uniform baselines, and the Jaccard agreement with ``length_only`` (each sentence's
-    strongest senders ``[n]`` under uniform piece attention); and the mean head-agreement
-    matrix ``[layers*heads, layers*heads]``."""
+    uniform baselines and the length-only one (``length_only``: each sentence's
+    :func:`length_only_choice`); and the mean head-agreement matrix
+    ``[layers*heads, layers*heads]``."""
     layers, heads = enc_words[0].shape[:2]
     strongest = [strongest_senders(w) for w in enc_words]
     dist = torch.cat([distances(s) for s in strongest], -1)  # [layers, heads, receivers]
     self_top = torch.cat([(w.argmax(-1) == torch.arange(w.shape[-1])) for w in enc_words], -1)
     entropy = torch.cat([row_entropy(w) for w in enc_words], -1)
     lengths = [w.shape[-1] for w in enc_words]
-    agreement = sum(head_agreement(torch.cat([s.reshape(layers * heads, -1), ref[None]]))
-                    for s, ref in zip(strongest, length_only, strict=True)) / len(enc_words)
-    reference = torch.cat([distances(ref) for ref in length_only])
+    agreement = sum(head_agreement(s.reshape(layers * heads, -1))
+                    for s in strongest) / len(enc_words)
+    # every (receiver, sender) pair's distance, weighted by the length-only choice
+    pair_distance = torch.cat([(torch.arange(len(c))[None] - torch.arange(len(c))[:, None])
+                               .flatten() for c in length_only])
+    pair_weight = torch.cat([c.flatten() for c in length_only])
     per_head = []
     for layer in range(layers):
         for head in range(heads):
@@ -285,7 +306,6 @@ def encoder_statistics(enc_words: list[Tensor], length_only: list[Tensor]) -> tu
                 "right_neighbour_share": round(float((d == 1).double().mean()), 4),
                 "self_argmax_share": round(float(self_top[layer, head].double().mean()), 4),
                 "mean_entropy": round(float(entropy[layer, head].mean()), 4),
-                "jaccard_with_length_only": round(float(agreement[layer * heads + head, -1]), 4),
                 "distance_histogram": _histogram(d),
             })
     stats = {
@@ -293,11 +313,12 @@ def encoder_statistics(enc_words: list[Tensor], length_only: list[Tensor]) -> tu
         "receiver_words": sum(lengths),
         "uniform_adjacent_share": round(uniform_adjacent_share(lengths), 4),
         "uniform_entropy": round(sum(n * math.log(n) for n in lengths) / sum(lengths), 4),
-        "length_only_adjacent_share": round(float((reference.abs() == 1).double().mean()), 4),
-        "length_only_distance_histogram": _histogram(reference),
+        "length_only_adjacent_share": round(
+            float(pair_weight[pair_distance.abs() == 1].sum()) / sum(lengths), 4),
+        "length_only_distance_histogram": _histogram(pair_distance, pair_weight),
         "per_head": per_head,
     }
-    return stats, agreement[:-1, :-1]
+    return stats, agreement
 
 
 def agreement_summary(matrix: Tensor, layers: int, heads: int) -> dict:
@@ -315,10 +336,10 @@ def agreement_summary(matrix: Tensor, layers: int, heads: int) -> dict:
     }
 
 
-def _hit_table(hits: Tensor, chance: float, length_only: int) -> dict:
+def _hit_table(hits: Tensor, chance: float, length_only: float) -> dict:
     """Counts and shares of identical-word hits ``[candidates, layers, 2]`` per layer, with
-    the expected hits of a uniformly random source word (``chance``) and the hits of the
-    length-only choice (the source word of most pieces)."""
+    the expected hits of a uniformly random source word (``chance``) and of the length-only
+    choice (the source word of most pieces, ties split evenly)."""
     n = len(hits)
 
     def share(count: float) -> float | None:
@@ -337,14 +358,15 @@ def cross_statistics(sents: list[_Sentence], cross_words: list[Tensor]) -> dict:
     """How often a target word that occurs verbatim among the source words attends most (per
     layer, heads averaged) to such an identical source word: overall and by kind of word,
     against a uniformly random source word and the length-only choice (which merged uniform
-    attention makes: the source word of most pieces)."""
+    attention makes: the source word of most pieces, ties split evenly)."""
     hits: dict[str, list[Tensor]] = {}
     chance: Counter[str] = Counter()
-    longest_hits: Counter[str] = Counter()
+    longest_hits: Counter[str] = Counter()  # expected hits: fractions where words tie
     seen: Counter[str] = Counter()
     for s, words in zip(sents, cross_words, strict=True):
         top = words.argmax(-1)  # [layers, 2, target words]
-        longest = int(torch.bincount(torch.tensor(s.src.word_of_piece)).argmax())
+        pieces = torch.bincount(torch.tensor(s.src.word_of_piece))
+        longest = (pieces == pieces.max()).nonzero().flatten()  # tied words share the choice
         for t, word in enumerate(s.tgt.words):
             kind = _category(word)
             same = [k for k, w in enumerate(s.src.words) if w == word]
@@ -352,7 +374,7 @@ def cross_statistics(sents: list[_Sentence], cross_words: list[Tensor]) -> dict:
                 continue
             seen[word] += 1
             chance[kind] += len(same) / len(s.src.words)
-            longest_hits[kind] += longest in same
+            longest_hits[kind] += float(torch.isin(longest, torch.tensor(same)).double().mean())
             hits.setdefault(kind, []).append(torch.isin(top[:, :, t], torch.tensor(same)))
     stacked = {kind: torch.stack(h).long() for kind, h in sorted(hits.items())}
     layers = cross_words[0].shape[0]
@@ -467,9 +489,7 @@ def study(
         raise ValueError("no usable sentence pair to study")
     enc_words, cross_words = _word_attention(model, sents)
     # the null model of the merge rule: uniform piece attention favours the longest word
-    length_only = [strongest_senders(merge_pieces(torch.full((n, n), 1 / n, dtype=torch.float64),
-                                                  s.src.word_of_piece, s.src.word_of_piece))
-                   for s in sents for n in [len(s.src_ids)]]
+    length_only = [length_only_choice(s.src.word_of_piece) for s in sents]
     stats, agreement = encoder_statistics(enc_words, length_only)
     summary = agreement_summary(agreement, stats["layers"], stats["heads"])
     heads = select_heads(stats["per_head"])
@@ -495,6 +515,9 @@ def study(
                              "dropped",
             "strongest_sender": "argmax of the word-level row over the other words (self "
                                 "excluded), ties to the lower index",
+            "length_only": "uniform piece attention merged by the same rule: each "
+                           "word's other word of most pieces, ties split evenly (expected "
+                           "values)",
             "cross_rows": "predicting: the decoder row whose output is the target piece "
                           "(input BOS + y, row t predicts y_t); reading: the row whose input "
                           "is that piece (row t + 1)",

@@ -48,6 +48,9 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     assert learned["config"]["model"]["graph_file"] == str(tmp_path / "runs" /
                                                            "learned_graph_w4.pt")
     assert analysed["learned_graph_w4"]["teacher"].endswith("graph_complete/final.pt")
+    shares = [analysed["learned_graph_w4"][f"{kind}within_window_share_non_self"]
+              for kind in ("", "random_")]
+    assert all(0 <= share <= 1 for share in shares)  # learned, and random at the same degrees
     assert learned["edges_per_sentence"] < results["graph_complete"]["edges_per_sentence"]
     # the analyses read graph_complete's model (heads, syntax) or train their own (probe)
     assert analysed["heads_pruning"]["checkpoint"].endswith("graph_complete/final.pt")
@@ -64,6 +67,7 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     assert results["heads_2"]["config"]["model"]["n_heads"] == 2
     text = readme.read_text()
     assert "old" not in text and "| `graph_complete` |" in text and "| `heads_2` |" in text
+    assert "random wiring with the same in-degrees" in text
     assert text.startswith("x\n") and text.endswith("y\n")
     stamp = (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
