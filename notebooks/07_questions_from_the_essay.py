@@ -182,9 +182,14 @@ def evaluations(name):
     return [h for h in runs[name]["history"] if "val_nll" in h]  # one per epoch
 
 
+def evaluation_at(run, step):
+    """One run's end-of-epoch record after ``step`` updates (val NLL, greedy BLEU, time)."""
+    return next(h for h in evaluations(run) if h["step"] == step)
+
+
 def run_nll_at(run, step):
     """Validation NLL per token of one run after ``step`` updates (the end of an epoch)."""
-    return next(h["val_nll"] for h in evaluations(run) if h["step"] == step)
+    return evaluation_at(run, step)["val_nll"]
 
 
 def val_nll_at(name, step):
@@ -462,7 +467,7 @@ for h, name in head_runs.items():
     r = runs[name]
     model = r["config"]["model"]
     assert model["n_heads"] == h and model["d_model"] == complete["config"]["model"]["d_model"]
-    at_matched = next(e for e in evaluations(name) if e["step"] == matched)
+    at_matched = evaluation_at(name, matched)
     print(f"{h} heads (d_k = {model['d_model'] // h:>3}): val {val_bleu(name):.2f}, "
           f"test {test_bleu(name):.2f}; {r['train_steps']} updates in {r['train_seconds']:.0f} s "
           f"of training; after {matched} updates ({at_matched['elapsed_s']:.0f} s): val NLL "
@@ -481,11 +486,11 @@ assert verdict("heads_2", "graph_complete") == -1
 assert verdict("heads_1", "graph_complete") == verdict("heads_8", "graph_complete") == 0
 assert val_bleu("heads_1") < seed_mean(val_bleu, "graph_complete")
 assert test_bleu("heads_1") > seed_mean(test_bleu, "graph_complete")
-def elapsed_at(run, step):
-    return next(e["elapsed_s"] for e in evaluations(run) if e["step"] == step)
+def elapsed_at(run):
+    return evaluation_at(run, matched)["elapsed_s"]
 
 
-assert elapsed_at("heads_2", matched) <= min(elapsed_at(run, matched) for run in others)
+assert elapsed_at("heads_2") <= min(elapsed_at(run) for run in others)
 assert slow["train_seconds"] > 1.05 * max(runs[run]["train_seconds"] for run in others)
 assert slow["train_steps"] < min(runs[run]["train_steps"] for run in others)
 assert slow["val_candidates"]["last"]["val_nll"] > run_nll_at("heads_2", matched)

@@ -158,8 +158,8 @@ def write(
         "sentences": len(edges), "edges": kept.shape[1],
         "mean_edges_per_sentence": round(kept.shape[1] / len(edges), 2),
         "within_window_share": round(float((distance <= window).double().mean()), 4),
-        "within_window_share_non_self": (round(float((others <= window).double().mean()), 4)
-                                         if len(others) else None),
+        "within_window_share_non_self": _round(float((others <= window).double().mean())
+                                               if len(others) else None),
         "random_within_window_share_non_self": _round(random_within_window_share(
             torch.tensor([len(sentence) for sentence in edges]), window)),
         "seconds": round(time.time() - started, 1),
