@@ -10,7 +10,7 @@ CONFIG ?= repro/configs/default.yaml
 # `make bench` compares the policies.
 WAIT := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
-.PHONY: setup test unit integration lint notebooks data repro experiments bench clean
+.PHONY: setup test unit integration lint notebooks audit lab data repro experiments bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,10 +39,21 @@ lint:
 notebooks: data
 	$(WAIT) OMP_NUM_THREADS=$(THREADS) $(PY) notebooks/run_notebooks.py
 
+# The course in JupyterLab, running the project's venv (its `python3` kernel is the venv's).
+lab: setup
+	$(VENV)/bin/python -m jupyterlab notebooks/
+
+# How much each trained check of the lessons and unit tests varies: every check over seeds 0-4
+# and three CPU code paths, in both modes (hours on 2 cores; a recorded run is kept and skipped).
+# Writes notebooks/audit.json and the table in notebooks/README.md.
+audit: data
+	$(WAIT) OMP_NUM_THREADS=1 $(PY) notebooks/audit.py --jobs $(THREADS)
+
 # Multi30k task 1 (en, de, fr, cs; train, val, test 2016; raw and tokenised): fetched and
-# checked against data/SHA256SUMS.* into data/multi30k. Nothing to do when MULTI30K_DIR names a
-# local copy (lesson 5 reads it there; `make repro` copies it from there) or when every file is
-# already here (each read verifies its checksum again).
+# checked against the SHA-256 sums shipped in dgl_transformer/mt/checksums/ into data/multi30k.
+# Nothing to do when MULTI30K_DIR names a local copy (lesson 5 reads it there; `make repro`
+# copies it from there) or when every file is already here (each read verifies its checksum
+# again).
 MULTI30K := data/multi30k
 M30K_FILES := $(foreach split,train val test_2016_flickr,$(foreach lang,en de fr cs,\
 	$(MULTI30K)/raw/$(split).$(lang).gz $(MULTI30K)/tok/$(split).lc.norm.tok.$(lang).gz))
@@ -53,11 +64,12 @@ data:
 	elif ls $(M30K_FILES) >/dev/null 2>&1; then \
 	  echo "make data: nothing to do, Multi30k is in $(MULTI30K)"; \
 	else \
-	  $(PY) -m dgl_transformer.mt.data --dest $(MULTI30K); \
+	  $(VENV)/bin/dgl-transformer data --dest $(MULTI30K); \
 	fi
 
+# THREADS sets the run's train.threads too (the config's value is only its default).
 repro:
-	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.run --config $(CONFIG)
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.run --config $(CONFIG) --set train.threads=$(THREADS)
 
 # The essay's questions: one short run per repro/experiments/*.yaml; a finished one is skipped.
 experiments:

@@ -4,6 +4,7 @@
 """
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
@@ -13,7 +14,7 @@ _NEEDED = (
 )
 try:
     import dgl  # noqa: F401
-except Exception as err:  # DGL raises FileNotFoundError/OSError/ImportError depending on what broke
+except (ImportError, OSError) as err:  # a missing library, or a wrong DGL build for this torch
     raise ImportError(f"DGL failed to import ({type(err).__name__}: {err}). {_NEEDED}") from None
 
 from .nn.batch import PackedBatch  # noqa: E402
@@ -26,4 +27,7 @@ __all__ = [
     "TransformerConfig", "GraphTransformer", "DenseTransformer", "PackedBatch",
     "PAD", "BOS", "EOS", "UNK",
 ]
-__version__ = "0.1.0"
+try:
+    __version__ = version("dgl-transformer")  # pyproject.toml's, as installed
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "unknown"

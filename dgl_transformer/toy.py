@@ -12,9 +12,10 @@ import torch
 from torch import Tensor
 
 from .nn.config import TransformerConfig
+from .nn.decoding import translate
 from .nn.model import GraphTransformer
 from .tokens import NUM_SPECIALS
-from .training import train_step, warmup_inverse_sqrt
+from .training import build_optimizer, train_step
 
 TASKS = ("copy", "reverse", "sort")
 VOCAB = NUM_SPECIALS + 10
@@ -36,7 +37,7 @@ def make_task(
     return src, [s.sort().values for s in src]
 
 
-def toy_config(**overrides) -> TransformerConfig:
+def toy_config(**overrides: object) -> TransformerConfig:
     """A model small enough to learn the toy tasks in well under a minute on a CPU."""
     base = dict(
         src_vocab=VOCAB, tgt_vocab=VOCAB, d_model=64, n_heads=4, d_ff=128, n_enc_layers=2,
@@ -57,8 +58,7 @@ def train_toy(
     """Adam with linear warm-up then inverse-sqrt decay, via :func:`train_step`; returns the
     loss of every step."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
-    sched = warmup_inverse_sqrt(opt, max(1, steps // 10))
+    opt, sched = build_optimizer(model.parameters(), lr=lr, warmup_steps=max(1, steps // 10))
     model.train()
     losses = []
     for _ in range(steps):
@@ -69,11 +69,9 @@ def train_toy(
     return losses
 
 
-@torch.no_grad()
 def exact_match(
     model: GraphTransformer, src: Sequence[Tensor], tgt: Sequence[Tensor], beam_size: int = 1
 ) -> float:
     """Fraction of sources whose decoded output equals the target exactly."""
-    model.eval()
-    out = model.translate(list(src), beam_size=beam_size, max_len=model.cfg.max_len)
+    out = translate(model, list(src), beam_size=beam_size, max_len=model.cfg.max_len)
     return sum(torch.equal(o, t) for o, t in zip(out, tgt, strict=True)) / len(src)

@@ -3,6 +3,7 @@ the toy tasks, the benchmark and the lessons).
 
 * :func:`smoothed_and_nll`: the label-smoothed cross-entropy and the plain NLL, token sums.
 * :func:`inverse_sqrt` / :func:`warmup_inverse_sqrt`: linear warm-up, then inverse-sqrt decay.
+* :func:`build_optimizer`: the one optimiser and schedule of the project (Adam + the above).
 * :func:`train_step`: loss, backward, gradient clipping, a non-finite check, optimizer and
   scheduler steps.
 """
@@ -10,7 +11,7 @@ the toy tasks, the benchmark and the lessons).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -39,19 +40,45 @@ def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float = 0.0) ->
     return smoothed_and_nll(logits, gold, smoothing)[0] / len(gold)
 
 
-def inverse_sqrt(update: int, warmup: int) -> float:
+#: How the learning rate reaches its peak: a linear ramp over the warm-up updates, or the
+#: peak from update 1 (the decay after the warm-up is the same either way).
+WARMUPS = ("linear", "none")
+
+
+def inverse_sqrt(update: int, warmup: int, ramp: str = "linear") -> float:
     """Learning-rate factor of update number ``update`` (from 1): linear warm-up to 1 at
-    ``warmup``, then ``sqrt(warmup / update)``."""
+    ``warmup`` (``ramp="none"``: 1 from the start), then ``sqrt(warmup / update)``."""
     update = max(update, 1)
-    return update / warmup if update < warmup else math.sqrt(warmup / update)
+    if update < warmup:
+        return update / warmup if ramp == "linear" else 1.0
+    return math.sqrt(warmup / update)
 
 
 def warmup_inverse_sqrt(
-    optimizer: torch.optim.Optimizer, warmup: int
+    optimizer: torch.optim.Optimizer, warmup: int, ramp: str = "linear"
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule of :func:`inverse_sqrt` around ``optimizer``'s learning rate (the
     scheduler has taken ``s`` steps before update ``s + 1``)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: inverse_sqrt(s + 1, warmup))
+    if ramp not in WARMUPS:
+        raise ValueError(f"warm-up ramp must be one of {', '.join(WARMUPS)}, got {ramp!r}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: inverse_sqrt(s + 1, warmup, ramp))
+
+
+def build_optimizer(
+    params: Iterable[nn.Parameter],
+    *,
+    lr: float,
+    warmup_steps: int,
+    betas: Sequence[float] = (0.9, 0.98),
+    weight_decay: float = 0.0,
+    warmup: str = "linear",
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam and its schedule: peak ``lr`` at update ``warmup_steps`` (reached by a linear
+    ramp, or from update 1 with ``warmup="none"``), then inverse-sqrt decay. Every training
+    loop of the package and of ``repro/`` builds its optimiser here."""
+    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    return optimizer, warmup_inverse_sqrt(optimizer, warmup_steps, warmup)
 
 
 @dataclass

@@ -5,6 +5,10 @@
     python notebooks/run_notebooks.py --quick      # DGLT_QUICK=1: shorter training (CI)
     python notebooks/run_notebooks.py --write      # regenerate .ipynb from the paired .py,
                                                    # execute, save outputs into the .ipynb
+    python notebooks/run_notebooks.py --seed 3     # DGLT_SEED=3: train with another seed
+    python notebooks/run_notebooks.py --record F   # keep going past failing cells and write
+                                                   # the trained checks' values to F (JSON);
+                                                   # notebooks/audit.py runs this for the audit
 
 The ``.py`` file (jupytext percent format) is the source; the ``.ipynb`` beside it is what
 GitHub shows and is committed with outputs.  Without ``--write`` the committed notebooks are
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+from audit import CHECKS, record_cell
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -63,9 +68,20 @@ def _first_line(source: str) -> str:
     return "<empty>"
 
 
-def run_one(source: Path, *, write: bool, timeout: int) -> tuple[float, str | None]:
-    """Execute one notebook. Returns (seconds, error message or None)."""
+def run_one(
+    source: Path, *, write: bool, timeout: int, record: Path | None = None
+) -> tuple[float, str | None]:
+    """Execute one notebook. Returns (seconds, error message or None).
+
+    With ``record``, a failing cell does not stop the run (the error is still returned), and
+    one last cell writes the values of the lesson's trained checks (``audit.CHECKS``) to
+    ``record`` as JSON.
+    """
     nb = jupytext.read(source)
+    if record is not None:
+        lesson = source.name[:2]
+        nb.cells.append(nbformat.v4.new_code_cell(
+            record_cell([c for c in CHECKS if c.lesson == lesson], record)))
     ipynb = source.with_suffix(".ipynb")
     if write and ipynb.exists():
         # keep the committed notebook's top-level metadata, take the cells from the source
@@ -88,6 +104,7 @@ def run_one(source: Path, *, write: bool, timeout: int) -> tuple[float, str | No
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(source.parent)}},
         on_cell_start=on_cell_start,
+        allow_errors=record is not None,
     )
     start = time.perf_counter()
     error = None
@@ -98,6 +115,10 @@ def run_one(source: Path, *, write: bool, timeout: int) -> tuple[float, str | No
         cell = nb.cells[i] if 0 <= i < len(nb.cells) else None
         where = f"cell {i}" + (f" ({_first_line(cell.source)!r})" if cell is not None else "")
         error = f"{source.name}: {where} failed\n{exc}"
+    if record is not None:
+        failed = [f"cell {i}: {o.ename}: {o.evalue}" for i, c in enumerate(nb.cells)
+                  if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        error = error or (f"{source.name}: " + "; ".join(failed) if failed else None)
     seconds = time.perf_counter() - start
     # the kernel's own kernelspec name is private to this run; save the portable one
     nb.metadata["kernelspec"] = {
@@ -116,11 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="save outputs into the .ipynb")
     parser.add_argument("--quick", action="store_true", help="set DGLT_QUICK=1 (CI)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--seed", type=int, help="DGLT_SEED: the lessons' training seed")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="run past failing cells; write the trained checks' values here")
     parser.add_argument("--dir", type=Path, default=HERE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.quick:
         os.environ["DGLT_QUICK"] = "1"
+    if args.seed is not None:
+        os.environ["DGLT_SEED"] = str(args.seed)
+    if args.record is not None and len(args.only) != 1:
+        parser.error("--record takes exactly one notebook")
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     )
@@ -140,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     mode = "quick" if os.environ.get("DGLT_QUICK") == "1" else "default"
-    print(f"running {len(sources)} notebook(s), mode={mode}, write={args.write}", flush=True)
+    seed = os.environ.get("DGLT_SEED", "0")
+    print(f"running {len(sources)} notebook(s), mode={mode}, seed={seed}, write={args.write}",
+          flush=True)
     failures, total = [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
         _private_kernelspec(Path(tmp))
         for source in sources:
-            seconds, error = run_one(source, write=args.write, timeout=args.timeout)
+            seconds, error = run_one(source, write=args.write, timeout=args.timeout,
+                                     record=args.record)
             total += seconds
             status = "ok" if error is None else "FAILED"
             print(f"{source.stem:<40s} {seconds:7.1f} s  {status}", flush=True)

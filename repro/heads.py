@@ -5,7 +5,7 @@
 
 Following Michel et al. (2019), "Are Sixteen Heads Really Better than One?", a head's
 importance is what the model loses without it: the increase of the validation NLL per token
-when that head alone is masked (``MultiHeadAttention.head_mask``). Then, for each attention
+when that head alone is masked (``dgl_transformer.nn.hooks.mask_heads``). Then, for each attention
 type (encoder self, decoder self, cross) on its own, the heads of that type are switched off
 one at a time, least important first, and after each step the validation NLL and greedy
 validation BLEU (``bleu_tok_lc``, as in training's validation, and ``bleu_cased``) are
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -27,15 +26,14 @@ from torch import Tensor
 
 from dgl_transformer.mt.batching import make_batches
 from dgl_transformer.mt.configs import EvalSection
+from dgl_transformer.mt.corpus import Split, encode_split
 from dgl_transformer.mt.data import read_split
-from dgl_transformer.mt.evaluate import bleu_cased, bleu_tok_lc, translate_ids
+from dgl_transformer.mt.evaluate import mean_nll, validation_scores
+from dgl_transformer.mt.generate import Translator
 from dgl_transformer.mt.text import TextPipeline
-from dgl_transformer.mt.train import Split, encode_split
-from dgl_transformer.mt.translate import load_translator
-from dgl_transformer.nn.attention import MultiHeadAttention
 from dgl_transformer.nn.batch import PackedBatch
+from dgl_transformer.nn.hooks import KINDS, mask_heads
 from dgl_transformer.nn.model import GraphTransformer
-from dgl_transformer.training import smoothed_and_nll
 
 from .cli import checkpoint_parser, exit_status, write_json
 
@@ -43,8 +41,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-#: The attention types, in the order of every result: encoder self, decoder self, cross.
-KINDS = ("enc", "dec_self", "cross")
 LABELS = {"enc": "encoder self", "dec_self": "decoder self", "cross": "cross"}
 
 #: ``score(model) -> {"val_nll": ..., "bleu_tok_lc": ..., "bleu_cased": ...}`` with the
@@ -52,55 +48,23 @@ LABELS = {"enc": "encoder self", "dec_self": "decoder self", "cross": "cross"}
 Scorer = Callable[[GraphTransformer], dict[str, float]]
 
 
-def attention_modules(model: GraphTransformer) -> dict[str, list[MultiHeadAttention]]:
-    """Each attention type's modules, one per layer."""
-    return {
-        "enc": [layer.self_attn for layer in model.encoder],
-        "dec_self": [layer.self_attn for layer in model.decoder],
-        "cross": [layer.cross_attn for layer in model.decoder],
-    }
-
-
-@contextmanager
-def head_masks(model: GraphTransformer, masks: dict[str, Tensor]) -> Iterator[None]:
-    """Set ``head_mask`` from ``masks[kind]`` (``[layers, heads]``) for the kinds given; every
-    mask is None again afterwards."""
-    modules = attention_modules(model)
-    try:
-        for kind, mask in masks.items():
-            for attn, row in zip(modules[kind], mask, strict=True):
-                attn.head_mask = row
-        yield
-    finally:
-        for group in modules.values():
-            for attn in group:
-                attn.head_mask = None
-
-
-@torch.no_grad()
-def val_nll(model: GraphTransformer, batches: Sequence[PackedBatch]) -> float:
-    """Mean NLL per target token over ``batches`` (no label smoothing), in eval mode."""
-    model.eval()
-    nll = sum(float(smoothed_and_nll(model(b), b.gold, 0.0)[1]) for b in batches)
-    return nll / sum(b.num_target_tokens for b in batches)
-
-
 def head_importance(
     model: GraphTransformer, batches: Sequence[PackedBatch]
 ) -> dict[str, Tensor]:
     """Per attention type, ``[layers, heads]``: the val NLL per token with that one head
     masked minus the NLL of the full model."""
-    base = val_nll(model, batches)
-    n_heads = model.cfg.n_heads
+    base = mean_nll(model, batches)
+    n_heads, cfg = model.cfg.n_heads, model.cfg
+    layers = {"enc": cfg.n_enc_layers, "dec_self": cfg.n_dec_layers, "cross": cfg.n_dec_layers}
     importance = {}
-    for kind, modules in attention_modules(model).items():
-        scores = torch.zeros(len(modules), n_heads)
-        for layer in range(len(modules)):
+    for kind in KINDS:
+        scores = torch.zeros(layers[kind], n_heads)
+        for layer in range(layers[kind]):
             for head in range(n_heads):
-                mask = torch.ones(len(modules), n_heads)
+                mask = torch.ones(layers[kind], n_heads)
                 mask[layer, head] = 0.0
-                with head_masks(model, {kind: mask}):
-                    scores[layer, head] = val_nll(model, batches) - base
+                with mask_heads(model, {kind: mask}):
+                    scores[layer, head] = mean_nll(model, batches) - base
         importance[kind] = scores
     return importance
 
@@ -130,7 +94,7 @@ def prune_curve(
         points = [{"heads_kept": len(order), **full}]
         for removed, (layer, head) in enumerate(order, 1):
             mask[layer, head] = 0.0
-            with head_masks(model, {kind: mask}):
+            with mask_heads(model, {kind: mask}):
                 points.append({"heads_kept": len(order) - removed, **score(model)})
         curves[kind] = {"order": [list(p) for p in order], "points": points}
     return curves
@@ -147,19 +111,16 @@ def analyse(model: GraphTransformer, batches: Sequence[PackedBatch], score: Scor
 
 
 def pipeline_scorer(
-    batches: Sequence[PackedBatch], split: Split, pipeline: TextPipeline, decode: EvalSection
+    split: Split, pipeline: TextPipeline, max_tokens: int, decode: EvalSection
 ) -> Scorer:
-    """A :data:`Scorer`: val NLL on ``batches`` and greedy BLEU of ``split``'s sentences,
-    decoded with ``decode``'s settings but beam 1 (as ``Trainer.validate`` does)."""
-    sources = [s.tolist() for s in split.src]
-    settings = {**vars(decode), "beam_size": 1}
+    """A :data:`Scorer`: training's own validation
+    (:func:`~dgl_transformer.mt.evaluate.validation_scores`) on ``split``: val NLL, and greedy
+    BLEU (``bleu_tok_lc`` and ``bleu_cased``) of its sentences."""
 
     def score(model: GraphTransformer) -> dict[str, float]:
-        hyps = translate_ids(model, sources, **settings)
-        plain = [pipeline.decode_tgt(h, plain=True) for h in hyps]
-        return {"val_nll": val_nll(model, batches),
-                "bleu_tok_lc": bleu_tok_lc(plain, split.refs_tok, pipeline.tgt_lang),
-                "bleu_cased": bleu_cased(plain, split.refs_raw)}
+        s = validation_scores(model, split, pipeline, max_tokens, decode)
+        return {"val_nll": s["val_nll"], "bleu_tok_lc": s["val_bleu_greedy"],
+                "bleu_cased": s["val_bleu_cased"]}
 
     return score
 
@@ -204,7 +165,8 @@ def run(
     PNG, returns the result."""
     started = time.perf_counter()
     torch.set_num_threads(threads)
-    model, pipeline, run_cfg = load_translator(final)
+    translator = Translator.from_checkpoint(final)
+    model, pipeline, run_cfg = translator.model, translator.pipeline, translator.config
     root = Path(run_cfg.data.root) if root is None else root
     src, tgt = pipeline.read(root, "val")
     refs_raw = read_split(root, "val", pipeline.tgt_lang, "raw")
@@ -220,12 +182,11 @@ def run(
                 for pairs in make_batches(*split.lengths(), run_cfg.train.max_tokens,
                                           shuffle=False)]
 
-    scored = batches(val)
     result = {
         "checkpoint": str(final), "sentences": n, "importance_sentences": [n, 2 * n],
         "threads": threads, "model_config": model.cfg.to_dict(),
         **analyse(model, batches(rank),
-                  pipeline_scorer(scored, val, pipeline, run_cfg.eval)),
+                  pipeline_scorer(val, pipeline, run_cfg.train.max_tokens, run_cfg.eval)),
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
     write_results(result, out_json)

@@ -32,9 +32,10 @@ from torch import Tensor
 
 from dgl_transformer.mt.checkpoint import CheckpointError
 from dgl_transformer.mt.data import available_test_sets
-from dgl_transformer.mt.translate import load_translator
+from dgl_transformer.mt.generate import Translator
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.graphs import LEARNED_GRAPH_FORMAT
+from dgl_transformer.nn.hooks import observe_attention
 from dgl_transformer.nn.model import GraphTransformer
 
 from .cli import checkpoint_parser, exit_status, replacing
@@ -116,9 +117,9 @@ def learned_edges(
     for first in range(0, len(unique), BATCH_SENTENCES):
         chunk = unique[first:first + BATCH_SENTENCES]
         batch = model.as_batch([torch.tensor(s) for s in chunk])
-        record: list[Tensor] = []
-        model.encode(batch, record)
-        mean = torch.stack(record).mean(dim=(0, 2))[:, None]  # [edges, 1]
+        with observe_attention(model) as events:
+            model.encode(batch)
+        mean = torch.stack([e.weights for e in events]).mean(dim=(0, 2))[:, None]  # [edges, 1]
         dense = dense_attention(batch.enc_graph, mean, batch.src_lens, batch.src_lens)[:, 0]
         edges.update(zip(chunk, select_edges(dense, batch.src_lens, window), strict=True))
     return edges
@@ -136,7 +137,8 @@ def write(
     started = time.time()
     if window < 0:
         raise ValueError(f"window must be >= 0, got {window}")
-    model, pipeline, run_cfg = load_translator(final)
+    translator = Translator.from_checkpoint(final)
+    model, pipeline, run_cfg = translator.model, translator.pipeline, translator.config
     if model.cfg.encoder_graph != "complete" or model.cfg.enc_aggregator != "attention":
         raise CheckpointError(f"{final}: the teacher must attend over the complete encoder "
                               f"graph, not {model.cfg.encoder_graph!r} "

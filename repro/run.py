@@ -33,11 +33,11 @@ from dgl_transformer.mt.configs import (
     overrides_args,
 )
 from dgl_transformer.mt.data import DataError, available_test_sets, fetch, read_split
-from dgl_transformer.mt.evaluate import bleu_scores, translate_ids
+from dgl_transformer.mt.evaluate import evaluate_split
+from dgl_transformer.mt.generate import Translator
 from dgl_transformer.mt.train import TrainingError, check_resumable
-from dgl_transformer.mt.translate import load_translator
 
-from .report import plot_curves, update_readme, write_samples
+from .report.repro_results import plot_curves, update_readme, write_samples
 
 RESULTS = Path("repro/results")
 
@@ -110,25 +110,18 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
 
 
 def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
-    """Beam-search every available test set; return scores and sample translations."""
+    """Beam-search every available test set (``dgl-transformer evaluate``'s functions);
+    return the scores and sample translations."""
     torch.set_num_threads(threads)
-    model, pipeline, run_cfg = load_translator(final)
-    decode = vars(run_cfg.eval)
+    translator = Translator.from_checkpoint(final)
+    pipeline = translator.pipeline
     scores, samples = {}, []
     for split in available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang, "raw"):
-        src_corpus, _ = pipeline.read(root, split)
-        started = time.perf_counter()
-        ids = [pipeline.encode(s, pipeline.src_lang) for s in src_corpus]
-        hyps = translate_ids(model, ids, **decode)
-        seconds = time.perf_counter() - started
-        plain = [pipeline.decode_tgt(h, plain=True) for h in hyps]
-        refs_raw = read_split(root, split, pipeline.tgt_lang, "raw")
-        refs_tok = read_split(root, split, pipeline.tgt_lang, "tok")
-        scores[split] = {**bleu_scores(plain, refs_raw, refs_tok, pipeline.tgt_lang),
-                         "decode_seconds": round(seconds, 1), "sentences": len(plain)}
+        plain, scores[split] = evaluate_split(translator, root, split)
         print(f"{split}: {json.dumps(scores[split])}", file=sys.stderr)
         if not samples:
             src_raw = read_split(root, split, pipeline.src_lang, "raw")
+            refs_raw = read_split(root, split, pipeline.tgt_lang, "raw")
             every = max(1, len(plain) // 20)
             samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
                         "hypothesis": plain[i]} for i in range(0, len(plain), every)][:20]

@@ -40,18 +40,19 @@ import torch
 from torch import Tensor
 
 from dgl_transformer.mt.batching import make_batches
-from dgl_transformer.mt.configs import RunConfig, load_config
+from dgl_transformer.mt.configs import ConfigError, RunConfig, load_config
+from dgl_transformer.mt.corpus import Split, ensure_data, load_splits
+from dgl_transformer.mt.data import DataError
 from dgl_transformer.mt.text import TextPipeline
-from dgl_transformer.mt.train import Split, ensure_data, load_splits
-from dgl_transformer.nn.attention import graph_attention
 from dgl_transformer.nn.batch import PackedBatch
 from dgl_transformer.nn.config import TransformerConfig
+from dgl_transformer.nn.hooks import KINDS, AttentionEvent, observe_attention
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.training import (
     NonFiniteLoss,
+    build_optimizer,
     smoothed_and_nll,
     train_step,
-    warmup_inverse_sqrt,
 )
 
 from .cli import write_json
@@ -60,8 +61,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-#: The attention types, named as in ``GraphTransformer.attention_weights``.
-KINDS = ("enc", "dec_self", "cross")
 #: The four runs: name -> the model keys each changes.
 VARIANTS: dict[str, dict[str, Any]] = {
     "scaled_dk32": {"scale_scores": True, "n_heads": 4},
@@ -96,42 +95,29 @@ def uniform_entropy(graph: dgl.DGLGraph) -> float:
     return float(degrees[degrees > 0].double().log().mean())
 
 
+def batch_graphs(batch: PackedBatch) -> dict[str, dgl.DGLGraph]:
+    """The graph each attention type of ``batch`` runs on."""
+    return {"enc": batch.enc_graph, "dec_self": batch.dec_graph, "cross": batch.cross_graph}
+
+
 class AttentionProbe:
-    """Observes :func:`graph_attention` on the three graphs of one batch.
+    """An attention observer (:func:`~dgl_transformer.nn.hooks.observe_attention`): per
+    attention type and in layer order, the mean receiver entropy and the scores (kept, with
+    their gradient, for :meth:`score_grad_norms`). A mean aggregator has no scores: its
+    events are not recorded."""
 
-    :meth:`kernel` has the kernel's signature and calls it unchanged, with an ``observe``
-    hook that records, per attention type and in layer order, the mean receiver entropy and
-    the scores (kept, with their gradient, for :meth:`score_grad_norms`).
-    """
-
-    def __init__(self, batch: PackedBatch) -> None:
-        self.graphs = {"enc": batch.enc_graph, "dec_self": batch.dec_graph,
-                       "cross": batch.cross_graph}
+    def __init__(self) -> None:
         self.entropy: dict[str, list[float]] = {kind: [] for kind in KINDS}
         self.scores: dict[str, list[Tensor]] = {kind: [] for kind in KINDS}
 
-    def kind_of(self, graph: dgl.DGLGraph) -> str:
-        """Which attention type ``graph`` serves."""
-        for kind, known in self.graphs.items():
-            if graph is known:
-                return kind
-        raise ValueError("AttentionProbe: a graph that is not one of the probed batch's")
-
-    def kernel(
-        self, graph: dgl.DGLGraph, q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0,
-        return_weights: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
-        """:func:`graph_attention`, observed."""
-        kind = self.kind_of(graph)
-
-        def observe(scores: Tensor, weights: Tensor) -> None:
-            if scores.requires_grad:
-                scores.retain_grad()
-            self.scores[kind].append(scores)
-            with torch.no_grad():
-                self.entropy[kind].append(float(receiver_entropy(graph, weights).mean()))
-
-        return graph_attention(graph, q, k, v, dropout, return_weights, observe)
+    def __call__(self, event: AttentionEvent) -> None:
+        if event.scores is None:
+            return
+        if event.scores.requires_grad:
+            event.scores.retain_grad()
+        self.scores[event.kind].append(event.scores)
+        self.entropy[event.kind].append(
+            float(receiver_entropy(event.graph, event.weights).mean()))
 
     def score_grad_norms(self) -> dict[str, list[float]]:
         """Per type, the L2 norm of each layer's score gradient (after a backward; NaN where
@@ -165,15 +151,14 @@ def measure(model: GraphTransformer, batch: PackedBatch, label_smoothing: float)
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
-    probe = AttentionProbe(batch)
-    model.attention_kernel = probe.kernel
+    probe = AttentionProbe()
     try:
-        logits = model(batch)
+        with observe_attention(model, probe):
+            logits = model(batch)
         tokens = batch.num_target_tokens
         loss_sum, nll_sum = smoothed_and_nll(logits, batch.gold, label_smoothing)
         (loss_sum / tokens).backward()
     finally:
-        del model.attention_kernel  # back to the class's kernel
         model.train(was_training)
     grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
     param_norm = float(torch.linalg.vector_norm(torch.stack(grads)))
@@ -194,8 +179,7 @@ def measure(model: GraphTransformer, batch: PackedBatch, label_smoothing: float)
 
 def reference_entropy(batch: PackedBatch) -> dict[str, float]:
     """Per type, the mean entropy of uniform attention on ``batch``'s graphs."""
-    return {kind: uniform_entropy(graph)
-            for kind, graph in AttentionProbe(batch).graphs.items()}
+    return {kind: uniform_entropy(graph) for kind, graph in batch_graphs(batch).items()}
 
 
 def train_batches(split: Split, max_tokens: int, seed: int) -> Iterator[list[int]]:
@@ -223,9 +207,8 @@ def train_variant(
     torch.manual_seed(t.seed)
     model = GraphTransformer(model_cfg)
     probe_batch = model.collate(probe.src, probe.tgt)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=tuple(t.betas),
-                           weight_decay=t.weight_decay)
-    sched = warmup_inverse_sqrt(opt, t.warmup_steps)
+    opt, sched = build_optimizer(model.parameters(), lr=t.lr, warmup_steps=t.warmup_steps,
+                                 betas=t.betas, weight_decay=t.weight_decay)
     model.train()
     points = [{"update": 0, **measure(model, probe_batch, t.label_smoothing)}]
     losses: list[float] = []
@@ -271,7 +254,7 @@ def run(
     data from ``root`` if given, else ``data.root``); writes the ``.png`` and then
     ``out_json``, and returns the record."""
     if updates < 1 or every < 1 or threads < 1 or max_tokens < 1 or probe_pairs < 1:
-        raise ValueError("updates, every, threads, max_tokens and probe_pairs must be >= 1")
+        raise ConfigError("updates, every, threads, max_tokens and probe_pairs must be >= 1")
     started = time.perf_counter()
     torch.set_num_threads(threads)
     cfg = load_config(config, overrides or [])
@@ -356,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.config, args.root, args.out, args.updates, args.every, args.threads,
             max_tokens=args.max_tokens)
-    except (ValueError, OSError) as err:  # ConfigError and DataError are ValueErrors
+    except (ConfigError, DataError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

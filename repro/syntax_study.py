@@ -56,8 +56,8 @@ import torch.nn.functional as F
 from matplotlib.patches import FancyArrowPatch
 from torch import Tensor
 
+from dgl_transformer.mt.generate import Translator
 from dgl_transformer.mt.text import SubwordTokenizer, TextPipeline, _spacy_tokenizer
-from dgl_transformer.mt.translate import load_translator
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.tokens import BOS
 
@@ -545,7 +545,8 @@ def run(final: Path, root: Path | None, out_dir: Path, sentences: int = 500) -> 
     (data under ``root``; None: the checkpoint's ``data.root``); writes
     ``out_dir/syntax_study.json`` and the figures, and returns the record."""
     started = time.time()
-    model, pipeline, run_cfg = load_translator(final)
+    translator = Translator.from_checkpoint(final)
+    model, pipeline, run_cfg = translator.model, translator.pipeline, translator.config
     root = Path(run_cfg.data.root) if root is None else root
     src_texts, tgt_texts = pipeline.read(root, "val")
     with torch.no_grad():

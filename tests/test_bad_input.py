@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dgl_transformer import GraphTransformer, TransformerConfig
+from dgl_transformer.nn.decoding import translate
 
 CFG = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32,
                         n_enc_layers=1, n_dec_layers=1, max_len=10)
@@ -33,9 +34,9 @@ def test_bad_batches_raise_clear_value_errors(src, tgt, message):
 def test_translate_checks_its_input_too():
     model = GraphTransformer(CFG)
     with pytest.raises(ValueError, match="empty batch"):
-        model.translate([])
+        translate(model, [])
     with pytest.raises(ValueError, match="beam_size must be >= 1"):
-        model.translate([OK], beam_size=0)
+        translate(model, [OK], beam_size=0)
 
 
 def test_bad_config_names_the_field():

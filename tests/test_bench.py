@@ -1,5 +1,7 @@
 """The benchmark's variants compute what they claim (correctness only, never timings), the
-model's kept kernel options change no result, and the report renders every number."""
+model's kept kernel options change no result, and each part returns every piece it names.
+What the summary and the targets make of the results: tests/test_bench_summary.py; the page:
+tests/test_report_benchmarks.py."""
 
 import json
 import subprocess
@@ -15,31 +17,21 @@ from dgl_transformer.mt.configs import load_config
 from dgl_transformer.nn import attention, graphs
 from dgl_transformer.nn.attention import graph_attention
 from dgl_transformer.nn.decoding import beam_search
-from repro.bench import (
-    OLD_TARGETS,
-    OPTIONS,
-    PROFILE,
-    Size,
-    attention_flops,
-    bench_kernels,
-    bench_options,
-    bench_wait_policy,
-    chunked_attention,
-    summarise,
-    summarise_training,
-    synthetic_corpus,
-    targets_met,
-)
-from repro.bench_kernels import (
+from repro.bench.corpus import Size, synthetic_corpus
+from repro.bench.flops import attention_flops
+from repro.bench.kernels import PROFILE_PIECES, bench_kernels
+from repro.bench.long import measure
+from repro.bench.options import DGL_OPTIONS, bench_options, chunked_attention
+from repro.bench.threads import bench_wait_policy
+from repro.bench.training import summarise_training
+from repro.bench.tutorial import TutorialStyleTransformer, batch_graph
+from repro.bench.variants import (
     UdfGraphTransformer,
     dgl_autograd_attention,
     frames_attention,
     gather_scatter_attention,
     udf_attention,
 )
-from repro.bench_long import measure
-from repro.bench_report import markdown
-from repro.bench_tutorial import TutorialStyleTransformer, batch_graph
 
 SRC, TGT = [3, 1, 7, 12], [5, 2, 1, 9]
 GRAPHS = {
@@ -228,7 +220,7 @@ def test_kernel_profile_has_every_piece(tiny):
     assert list(kernels["graphs"]) == ["encoder", "decoder", "cross"]
     layers = {"encoder": 1, "decoder": 2, "cross": 2}
     for name, g in kernels["graphs"].items():
-        assert g["layers"] == layers[name] and list(g["profile"]) == list(PROFILE)
+        assert g["layers"] == layers[name] and list(g["profile"]) == list(PROFILE_PIECES)
         assert "gflop_per_s" not in g["profile"]["graph construction"]
         assert g["profile"]["SpMM backward"]["gflop"] == pytest.approx(
             g["edges"] * 2 * 4 * 8 / 1e9, abs=1e-4)  # 2 heads of 8, 4 d per edge and head
@@ -242,113 +234,12 @@ def test_kernel_profile_has_every_piece(tiny):
 
 def test_options_part_measures_every_option(tiny):
     _, _, _, options = tiny
-    assert list(options["options"]) == list(OPTIONS)
-    for option, (run, kept) in OPTIONS.items():
+    assert list(options["options"]) == list(DGL_OPTIONS)
+    for option, (run, kept) in DGL_OPTIONS.items():
         entry = options["options"][option]
         assert entry["run"] == run and entry["kept"] == kept and entry["with_over_without"] > 0
         assert run in options["ms"]
     assert options["threads"]["dgl"] == options["threads"]["torch"]
-
-
-def fake_results(tiny) -> dict:
-    """A complete bench.json for the report: the tiny run's kernel and option parts at both
-    sizes, fixed numbers elsewhere."""
-    size, _, kernels, options = tiny
-    model = size.model.to_dict()
-    four = {"graph": 11.5, "dense": 12.5, "udf": 13.5, "udf_kernel": 14.5}
-    train_part = {"batches": [{}], "tgt_tokens_per_s": four,
-                  "graph_over": {"dense": 1.25, "udf": 3.25, "udf_kernel": 2.75},
-                  "dense_padding_fraction": 0.125}
-    d256_part = {"batches": [{}], "tgt_tokens_per_s": {"graph": 21.5, "dense": 22.5},
-                 "graph_over": {"dense": 1.75}, "dense_padding_fraction": 0.375}
-    flops = {"batch": {"sentences": 1, "src_tokens": 2, "tgt_tokens": 3},
-             "useful_gflop": 4.5, "gemm_gflop": 4.25, "gemm_shapes": 6, "attention_gflop": 0.25,
-             "step_seconds": {"graph": 0.75, "dense": 0.625},
-             "step_gflop_per_s": {"graph": 6.0, "dense": 7.0}, "same_gemms_alone_seconds": 0.5,
-             "same_gemms_alone_gflop_per_s": 8.5, "matmul_2048_gflop_per_s": 9.5}
-    long_one = {"ms": 7.5, "peak_mib": 8.5, "structure_mib": 0.0}
-    cache = {n: {"incremental_seconds": 1.0, "naive_seconds": 5.5, "incremental_over_naive": 5.5,
-                 "same_output_fraction": 1.0} for n in ("greedy", "beam")}
-    results = {
-        "machine": {"cpu": "cpu", "cores": 2, "python": "3", "platform": "linux"},
-        "threads": 2, "dgl_threads": 2, "omp_wait_policy": "PASSIVE", "torch_version": "t",
-        "dgl_version": "d", "git_commit": "abc", "load_average_start": [1],
-        "load_average_end": [2], "wall_seconds": 99.5,
-        "sizes": {s: {"config": f"{s}.yaml", "model": model, "max_tokens": 600,
-                      "data": "synthetic"} for s in ("small", "d256")},
-        "train": {"small": {"bucketed": train_part, "random": train_part},
-                  "d256": {"bucketed": d256_part, "random": d256_part}},
-        "kernels": {"small": kernels, "d256": kernels},
-        "options": {"small": options, "d256": options},
-        "flops": {"small": flops, "d256": flops},
-        "decoding": {"model": "m", "sentences": 10, "reference_mean_len": 6.25, "settings": {
-            "beam_size": 5, "batch_sentences": 5, "max_len_a": 1.5, "max_len_b": 7,
-            "length_penalty": 0.5},
-            "greedy": {"seconds": 1.5, "sentences_per_s": 6.5, "mean_output_len": 4.5},
-            "beam": {"seconds": 2.5, "sentences_per_s": 4.0, "mean_output_len": 5.5},
-            "cache_vs_naive": {"sentences": 5, "mean_source_len": 3.5, "max_len": 12, **cache}},
-        "long": {"heads": 4, "head_dim": 8, "window_size": 3, "ratios_at_longest": {
-            "length": 64, "dense_over_window_speed": 3.5, "complete_over_window_speed": 1.5,
-            "dense_over_window_memory": 0.5, "dense_materialised_over_window_memory": 2.5,
-            "complete_over_window_memory": 4.5}, **{
-            k: {"64": long_one} for k in ("complete", "window", "dense", "dense_materialised")}},
-        "anchors": {"a": {"value": 406, "source": "elsewhere"}},
-    }
-    results["summary"] = summarise(results)
-    results["targets"] = targets_met(results["summary"])
-    results["old_targets"] = targets_met(results["summary"], OLD_TARGETS)
-    return results
-
-
-def test_summary_reads_each_part(tiny):
-    r = fake_results(tiny)
-    s = r["summary"]
-    assert s["train_graph_over_dense_small_random"] == 1.25
-    assert s["train_graph_over_dense_d256_bucketed"] == 1.75
-    assert s["attention_graph_over_sdpa_ms"] == r["kernels"]["small"]["graph_over_sdpa"]
-    assert s["attention_gflops"] == r["kernels"]["small"]["attention_gflop_per_s"]
-    assert s["translate_sentences_per_second"] == 4.0
-    assert s["train_graph_over_udf"] == 3.25 and s["beam_incremental_over_naive"] == 5.5
-
-
-def test_targets_are_judged_in_their_direction():
-    summary = {
-        "train_graph_over_dense_small_random": 1.5, "train_graph_over_dense_small_bucketed": 0.8,
-        "train_graph_over_dense_d256_random": 1.9, "train_graph_over_dense_d256_bucketed": 0.95,
-        "attention_graph_over_sdpa_ms": 3.9, "translate_sentences_per_second": 20.0,
-        "len4096_window_over_dense_speed": 3.0,
-    }
-    met = {k: v["met"] for k, v in targets_met(summary).items()}
-    assert [k for k, ok in met.items() if not ok] == [
-        "train_graph_over_dense_small_bucketed", "attention_graph_over_sdpa_ms"]
-
-
-def test_markdown_renders_every_number_from_the_results(tiny):
-    r = fake_results(tiny)
-    page = markdown(r)
-    for number in ("3.25", "11.5", "21.5", "99.5", "7.5 ms, 8.5 MiB", "9.5", "5.5", "406",
-                   "6.25", f"{r['kernels']['small']['graph_over_sdpa']}x the time of SDPA"):
-        assert number in page
-    for piece, ms in r["kernels"]["small"]["profile_step_ms"].items():
-        assert f"| {piece} |" in page and str(ms) in page
-    for option, entry in r["options"]["small"]["options"].items():
-        assert f"| {option} | {entry['with_over_without']} |" in page
-    # the step ratio is udf_kernel's (2.75), not dense's (1.25); the kernel-alone ratio beside it
-    # is measured, so it may print any number
-    assert "`udf_kernel`) makes a training step take 2.75x (bucketed)" in page
-    assert "take 1.25x (bucketed)" not in page
-    # earlier targets: headroom 8.5 / 6.0 = 1.42; bound 3.25 * 1.42 = 4.60
-    assert "only 1.42x faster" in page and "about 4.60" in page and "64 the dense path" in page
-    assert "naive decoder takes 5.5 s and the cache 1.0 s" in page
-    assert "`train_graph_over_udf` = 3.25 (earlier target >= 3.0, met in this run)" in page
-    assert "`beam_incremental_over_naive` = 5.5 (earlier target >= 5.0, met" in page
-    assert "outputs are 0.88x as long as the references" in page  # 5.5 / 6.25
-
-    missed = ("train_graph_over_dense_small_random", "attention_graph_over_sdpa_ms")
-    r["targets"] = {k: {**t, "met": k not in missed} for k, t in r["targets"].items()}
-    page = markdown(r)
-    assert "Targets not met" in page
-    assert page.count("the one that holds it back is") == 2
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")

@@ -95,5 +95,5 @@ def test_mean_aggregation_is_the_neighbour_mean():
     cfg, graph, _ = make_pair(True, enc_aggregator="mean")
     batch_ = graph.collate([torch.tensor([4, 5, 6])], [torch.tensor([7])])
     v = torch.randn(3, cfg.n_heads, cfg.head_dim)
-    out = graph.attend(batch_.enc_graph, aggregator="mean")(v, v, v)
+    out = graph.attend(batch_.enc_graph, "enc", 0, aggregator="mean")(v, v, v)
     assert torch.allclose(out, v.mean(0, keepdim=True).expand(3, -1, -1), atol=1e-6)

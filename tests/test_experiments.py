@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
-from repro.experiments import ANALYSES, experiment_configs, summary, summary_table
+from repro.experiments import ANALYSES, experiment_configs
+from repro.report.experiments import summary_table
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = NEEDS_MIRROR
@@ -75,44 +76,3 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     assert all(f"{name}: done" in again.stderr for name in ANALYSES)
     assert (tmp_path / "results" / "heads_2.json").stat().st_mtime_ns == stamp
     assert summary_table(tmp_path / "results").count("\n") == 4  # header, rule, three rows
-
-
-def syntax_record(cross: dict) -> dict:
-    """A syntax-study file of one layer and head, with the given cross-attention part."""
-    per_head = [{"layer": 1, "head": 1, "adjacent_share": 0.5, "mean_entropy": 1.0}]
-    return {"sentences": 8, "rule": {"word_attention": "W = ...: why"},
-            "encoder": {"layers": 1, "heads": 1, "uniform_adjacent_share": 0.2,
-                        "uniform_entropy": 2.0, "per_head": per_head},
-            "agreement": {"mean_within_layer": None, "mean_across_layers": None},
-            "cross": cross, "figures": {}}
-
-
-def test_the_summary_reads_analyses_with_nothing_to_measure(tmp_path):
-    """An analysis may record None (no cross-attention candidates, one head): the README
-    section says n/a instead of failing after hours of runs."""
-    (tmp_path / "syntax").mkdir()
-    heads = {"sentences": 8, "importance_sentences": [8, 16], "curves": {
-        "enc": {"points": [{"heads_kept": 2, "bleu_tok_lc": 3.0}, {"heads_kept": 1,
-                                                                  "bleu_tok_lc": 2.0}]},
-        "cross": {"points": [{"heads_kept": 1, "bleu_tok_lc": 1.0}]}}}
-    syntax = syntax_record({"candidates": 0, "uniform_chance_share": None,
-                            "per_layer": [{"layer": 1, "share_predicting": None}]})
-    (tmp_path / "heads_pruning.json").write_text(json.dumps(heads))
-    (tmp_path / "syntax" / "syntax_study.json").write_text(json.dumps(syntax))
-    text = summary(tmp_path)
-    assert "| 2 | 3.00 | n/a |" in text and "| 1 | 2.00 | 1.00 |" in text
-    assert "n/a within a layer" in text and "chance n/a" in text
-
-
-def test_the_summary_says_when_one_word_makes_up_the_alignment_test(tmp_path):
-    """The identical-word shares come with their baselines and the word that dominates them
-    (on Multi30k: 'in', shared by English and German)."""
-    (tmp_path / "syntax").mkdir()
-    syntax = syntax_record({"candidates": 4, "uniform_chance_share": 0.1,
-                            "length_only_share": 0.25,
-                            "most_frequent_identical_words": [["in", 3], ["Paris", 1]],
-                            "per_layer": [{"layer": 1, "share_predicting": 0.75}]})
-    (tmp_path / "syntax" / "syntax_study.json").write_text(json.dumps(syntax))
-    text = summary(tmp_path)
-    assert "(layer 1: 0.75; chance 0.10, length-only choice 0.25); 3 of the 4 are the word 'in'." \
-        in text

@@ -97,6 +97,56 @@ def test_random_graph_keeps_the_window_in_degrees_and_self_loops():
     assert edge_set(graphs.random_graph(lens, 2, seed=6)) != edge_set(rnd)
 
 
+@pytest.mark.parametrize("spec", ["complete", "window:2", "window_global:2:1", "random:2",
+                                  "hierarchy:1"])
+def test_a_sentence_is_encoded_the_same_alone_and_in_any_batch(spec):
+    """An encoder graph is a property of the sentence: its wiring (and so its encoding) must
+    not depend on the other sentences of the batch, in training or in decoding."""
+    from dgl_transformer import GraphTransformer, TransformerConfig
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32,
+                            n_enc_layers=2, n_dec_layers=1, dropout=0.0, encoder_graph=spec)
+    model = GraphTransformer(cfg).eval()
+    sentence = torch.randint(4, 20, (9,))
+    alone = model.encode(model.collate([sentence]))
+    for mates in ([5], [9, 12], [3, 30, 1]):
+        batch = [torch.randint(4, 20, (n,)) for n in mates]
+        together = model.encode(model.collate([*batch, sentence]))[sum(mates):]
+        assert (together - alone).abs().max().item() <= 1e-5, (spec, mates)
+
+
+def test_a_builder_given_in_code_is_recorded_and_never_saved_as_another_graph(tmp_path):
+    """The config of a model built with a custom builder says so: the dense twin, a checkpoint
+    and a run config all refuse it instead of describing the complete graph."""
+    import functools
+
+    from dgl_transformer import DenseTransformer, GraphTransformer, TransformerConfig
+    from dgl_transformer.mt.checkpoint import CheckpointError, TrainedModel
+    from dgl_transformer.mt.configs import ConfigError, RunConfig
+
+    cfg = TransformerConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, d_ff=32)
+    model = GraphTransformer(cfg, encoder_graph=functools.partial(graphs.window_graph, window=1))
+    assert model.cfg.encoder_graph == "custom" and cfg.encoder_graph == "complete"
+    with pytest.raises(ValueError, match="complete encoder graph only"):
+        DenseTransformer(model.cfg)
+    with pytest.raises(ValueError, match="pass the same builder again"):
+        GraphTransformer(model.cfg)
+    saved = TrainedModel(run_config={}, model_config=model.cfg.to_dict(), pipeline={},
+                         model=model.state_dict())
+    with pytest.raises(CheckpointError, match="custom builder"):
+        saved.save(tmp_path / "final.pt")
+    with pytest.raises(ConfigError, match="model.encoder_graph 'custom'"):
+        RunConfig.from_dict({"model": {"encoder_graph": "custom"}})
+
+
+def test_random_wiring_depends_on_the_sentence_and_seed_only():
+    alone = edge_set(graphs.random_graph([7], 2, seed=3))
+    batch = graphs.random_graph([10, 7, 4], 2, seed=3)
+    inside = {(s - 10, d - 10) for s, d in edge_set(batch) if 10 <= d < 17}
+    assert inside == alone
+
+
 def test_bad_graph_specs_name_the_spec():
     with pytest.raises(ValueError, match="unknown encoder graph 'star'"):
         graphs.encoder_graph_builder("star")

@@ -17,11 +17,11 @@ Lesson 3 is used because it runs in seconds. Each mutation is a mistake a studen
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+from course import load_runner
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LESSON = "03_transformer_layer.py"
@@ -41,13 +41,6 @@ MUTATIONS = [
         "lib_layer = EncoderLayer(",
     ),
 ]
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks", NOTEBOOKS / "run_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(("name", "line", "mutated", "failing_cell"), MUTATIONS,

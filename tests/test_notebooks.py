@@ -8,7 +8,7 @@ would not report a failing cell. Executing the notebooks themselves is ``make no
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from course import load_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -45,13 +46,6 @@ def pair_differences(source: Path) -> list[str]:
             problems.append(f"cell {i} differs: .py {first[0]!r} vs .ipynb {first[1]!r}")
             break
     return problems
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks", NOTEBOOKS / "run_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_there_is_a_course():
@@ -165,3 +159,61 @@ def test_runner_names_the_failing_cell(tmp_path, capsys):
     assert "01_good" not in err
     assert bad.read_text() == before
     assert not list(tmp_path.glob("*.ipynb"))  # without --write nothing is written
+
+
+def load_audit():
+    load_runner()  # puts notebooks/ on sys.path
+    import audit
+
+    return audit
+
+
+def test_every_audited_check_is_where_the_audit_says():
+    """Each lesson check's assert (threshold included) is in its lesson; each unit-test check
+    names a test that records the value and asserts the same threshold."""
+    audit = load_audit()
+    for check in audit.CHECKS:
+        place = audit.where(check)  # raises if the lesson no longer has the assert
+        if check.lesson == "tests":
+            file, name = place.split("::")
+            text = (ROOT / file).read_text()
+            body = text[text.index(f"def {name}("):]
+            body = body[: body.find("\ndef ", 1) if "\ndef " in body[1:] else None]
+            assert f'record_property("{check.value}"' in body, place
+            assert f"{check.op} {check.bound}" in body, (place, check.op, check.bound)
+
+
+def test_no_audited_run_fails_the_threshold_its_check_asserts_now():
+    """Every value the committed audit measured passes the threshold the lesson (or test)
+    asserts today: raising a threshold above a measured worst case fails here."""
+    audit = load_audit()
+    results = json.loads(audit.RESULTS.read_text())
+    measured = [(c, m, s) for c in audit.CHECKS for m in c.modes
+                if (s := audit.summarise(c, m, results)) is not None]
+    assert measured, "the audit has no measurement"
+    assert [(c.source, m, s["failed"]) for c, m, s in measured if s["failed"]] == []
+
+
+def test_readme_audit_table_is_generated_from_the_results():
+    audit = load_audit()
+    readme = (NOTEBOOKS / "README.md").read_text()
+    section = readme[readme.index(audit.BEGIN) + len(audit.BEGIN): readme.index(audit.END)]
+    assert section.strip() == audit.table(json.loads(audit.RESULTS.read_text())).strip()
+
+
+def test_recording_runs_past_a_failing_cell(tmp_path, capsys):
+    """With --record the runner reports the failure and still writes the lesson's values."""
+    runner = load_runner()
+    lesson = tmp_path / "01_toy.py"
+    lesson.write_text('# %%\nerrors = {"sum": 0.5, "mean": 3.0, "max": 2.5}\n\n'
+                      "# %%\nassert errors['sum'] < 0.05\n\n# %%\nvariance = 2.0\n")
+    record = tmp_path / "values.json"
+    saved = dict(os.environ)
+    try:
+        assert runner.main(["--dir", str(tmp_path), "01", "--record", str(record)]) == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert "AssertionError" in capsys.readouterr().err
+    assert json.loads(record.read_text()) == {'errors["sum"]': 0.5,
+                                              'min(errors["mean"], errors["max"]) - variance': 0.5}

@@ -10,9 +10,19 @@ from dgl_transformer.mt import checkpoint
 from dgl_transformer.mt.configs import load_config
 from dgl_transformer.mt.train import RESUMABLE_CHANGES, TrainingError
 from repro import run
-from repro.report import results_table
+from repro.report.markers import read_section
+from repro.report.repro_results import (
+    PUBLISHED_BLEU_ANCHORS,
+    RESULT_PROTOCOL_COLUMNS,
+    RESULTS_SECTION,
+    TARGETS_SECTION,
+    results_table,
+    target_report,
+    wall_time,
+)
 
-CONFIGS = Path(__file__).resolve().parent.parent / "repro" / "configs"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "repro" / "configs"
 
 
 def result(name: str, bleu: float, wall: float, resumed: dict | None) -> dict:
@@ -43,10 +53,31 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert [c.strip() for c in tiny.split("|")[2:5]] == ["-", "-", "41.02"]
 
 
-def test_the_recorded_results_still_render():
-    """Result files written before the redesign (no bleu_dgl, old fields) keep their rows."""
-    table = results_table(Path(__file__).resolve().parent.parent / "repro" / "results")
-    assert sum("ours" in row for row in table.splitlines()) >= 1
+def test_the_recorded_results_each_have_their_row(monkeypatch):
+    """One row per result file of a run that scored test2016 (not bench.json), in file order,
+    with that file's scores in their protocols' columns (older files lack some), its wall
+    time and its path; after the published anchors."""
+    monkeypatch.chdir(ROOT)
+    files = [p for p in sorted(Path("repro/results").glob("*.json"))
+             if "test_2016_flickr" in json.loads(p.read_text()).get("scores", {})]
+    assert [p.stem for p in files] == ["default", "long", "word"]
+    rows = results_table(Path("repro/results")).splitlines()[2:]
+    assert len(rows) == len(PUBLISHED_BLEU_ANCHORS) + len(files)
+    for row, path in zip(rows[len(PUBLISHED_BLEU_ANCHORS):], files, strict=True):
+        r = json.loads(path.read_text())
+        s = r["scores"]["test_2016_flickr"]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0].startswith(f"**ours: {r['name']}**")
+        assert cells[1:] == [*(f"**{s[p]:.2f}**" if p in s else "-"
+                               for p in RESULT_PROTOCOL_COLUMNS),
+                             wall_time(r), f"`{path.as_posix()}`"]
+
+
+def test_the_readme_sections_are_generated_from_the_recorded_results(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    readme, results = Path("repro/README.md"), Path("repro/results")
+    assert read_section(readme, RESULTS_SECTION) == results_table(results)
+    assert read_section(readme, TARGETS_SECTION) == target_report(results)
 
 
 def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
@@ -74,8 +105,6 @@ def test_finishing_settings_are_ones_a_resumed_run_may_change():
 
 
 def test_targets_say_met_or_missed_by_how_much(tmp_path):
-    from repro.report import target_report
-
     r = result("default", 40.5, 3000, None)
     r["scores"]["test_2016_flickr"]["bleu_dgl"] = 37.25
     r["history"] = [{"epoch": e, "elapsed_s": 60.0 * e, "val_bleu_greedy": b, "val_nll": n}
@@ -89,7 +118,7 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     word = {**r, "name": "word", "scores": {"test_2016_flickr": {"bleu_dgl": 35.5}}}
     (tmp_path / "word.json").write_text(json.dumps(word))
     text = target_report(tmp_path)
-    assert text.count("* **") == 2  # only runs named in TARGETS
+    assert text.count("* **") == 2  # only runs named in REPRO_BLEU_TARGETS
     assert "* **word**: `bleu_dgl` 35.50: DGL Transformer example's best published 36.45 not " \
            "reached (-0.95)" in text
     assert "`bleu_dgl` 37.25: target 38.0 missed by 0.75" in text

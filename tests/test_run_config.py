@@ -1,6 +1,7 @@
 """Run configurations: every mistake is one line naming the file (or ``--set``) and the key."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dgl_transformer.mt import train
-from dgl_transformer.mt.configs import ConfigError, RunConfig, load_config
+from dgl_transformer.mt.configs import MODEL_RECIPE, ConfigError, RunConfig, load_config
 from dgl_transformer.mt.text import VARIANTS
 from dgl_transformer.nn.config import TransformerConfig
 
@@ -46,7 +47,7 @@ def test_shipped_configs_load(path):
          f"data.variant must be one of {', '.join(VARIANTS)}, got 'cased'"),
         ("data: {tgt_lang: en}", "data.src_lang and data.tgt_lang are both 'en'"),
         ("model: {d_model: 30}", "model: TransformerConfig: d_model=30 is not divisible"),
-        ("data: {max_len: 300}", "data.max_len=300 needs model.max_len > 300, got 256"),
+        ("data: {max_len: 300}", "data.max_len=300 needs model.max_len > 300, got 128"),
         ("train: 3", "train must be a mapping"),
         ("- a\n- b", "must be a mapping of sections"),
         ("train: {lr: [", "not valid YAML"),
@@ -168,10 +169,22 @@ def test_missing_base_is_one_line(tmp_path):
 
 
 def test_model_section_follows_transformer_config():
+    """Same fields; the recipe's values where it sets them, the network's defaults elsewhere."""
     model_fields = {f.name: f.default for f in dataclasses.fields(RunConfig().model)}
-    expected = {f.name: f.default for f in dataclasses.fields(TransformerConfig)
+    expected = {f.name: MODEL_RECIPE.get(f.name, f.default)
+                for f in dataclasses.fields(TransformerConfig)
                 if f.name not in ("src_vocab", "tgt_vocab")}
     assert model_fields == expected
+
+
+def test_a_config_without_base_gets_the_recorded_default_recipe(tmp_path):
+    """One source of defaults: a file that names nothing but its run gets exactly the config
+    the recorded default run trained with (repro/results/default.json), not an older recipe."""
+    recorded = json.loads((ROOT / "repro/results/default.json").read_text())["config"]
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("name: default\n")
+    assert load_config(bare).to_dict() == recorded
+    assert load_config(ROOT / "repro/configs/default.yaml").to_dict() == recorded
 
 
 def test_model_config_uses_one_joint_vocabulary():
@@ -180,4 +193,4 @@ def test_model_config_uses_one_joint_vocabulary():
     assert isinstance(model, TransformerConfig)
     assert (model.src_vocab, model.tgt_vocab, model.d_model, model.share_embeddings) == (
         500, 500, 64, True)
-    assert model.max_len == TransformerConfig(500, 500).max_len
+    assert model.max_len == MODEL_RECIPE["max_len"]  # the recipe, not the network default

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dgl_transformer.mt.configs import RunConfig
-from dgl_transformer.mt.train import Split
+from dgl_transformer.mt.corpus import Split
 from dgl_transformer.nn.config import TransformerConfig
+from dgl_transformer.nn.hooks import observe_attention
 from dgl_transformer.nn.model import GraphTransformer
 from repro import scaling_probe
 
@@ -43,7 +44,7 @@ def dense_scores(graph: dgl.DGLGraph, scores: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("kind", scaling_probe.KINDS)
 def test_entropy_matches_a_dense_softmax(kind):
-    graph = scaling_probe.AttentionProbe(tiny_batch(GraphTransformer(tiny_config()))).graphs[kind]
+    graph = scaling_probe.batch_graphs(tiny_batch(GraphTransformer(tiny_config())))[kind]
     scores = 3 * torch.randn(graph.num_edges(), 2, 1)
     weights = dgl.ops.edge_softmax(graph, scores)
     probs = torch.softmax(dense_scores(graph, scores), -1)
@@ -54,7 +55,7 @@ def test_entropy_matches_a_dense_softmax(kind):
 
 @pytest.mark.parametrize("kind", scaling_probe.KINDS)
 def test_equal_scores_give_the_uniform_entropy(kind):
-    graph = scaling_probe.AttentionProbe(tiny_batch(GraphTransformer(tiny_config()))).graphs[kind]
+    graph = scaling_probe.batch_graphs(tiny_batch(GraphTransformer(tiny_config())))[kind]
     weights = dgl.ops.edge_softmax(graph, torch.full((graph.num_edges(), 3, 1), 0.7))
     entropy = scaling_probe.receiver_entropy(graph, weights)
     log_degree = graph.in_degrees().double().log().float()
@@ -65,13 +66,15 @@ def test_equal_scores_give_the_uniform_entropy(kind):
 def test_score_gradient_matches_dense_attention():
     model = GraphTransformer(tiny_config())
     batch = tiny_batch(model)
-    probe = scaling_probe.AttentionProbe(batch)
+    probe = scaling_probe.AttentionProbe()
     graph = batch.cross_graph
     q = torch.randn(graph.num_dst_nodes(), 2, 8, requires_grad=True)
     k = torch.randn(graph.num_src_nodes(), 2, 8)
     v = torch.randn(graph.num_src_nodes(), 2, 8)
     target = torch.randn(graph.num_dst_nodes(), 2, 8)
-    (probe.kernel(graph, q, k, v) * target).sum().backward()
+    with observe_attention(model, probe):
+        attend = model.attend(graph, "cross", 0)
+        (attend(q, k, v) * target).sum().backward()
     (got,) = probe.score_grad_norms()["cross"]
 
     src, dst = graph.edges()
@@ -90,15 +93,14 @@ def test_probing_changes_no_logit_and_sees_every_layer(scale):
     model = GraphTransformer(tiny_config(scale_scores=scale)).eval()
     batch = tiny_batch(model)
     plain = model(batch)
-    probe = scaling_probe.AttentionProbe(batch)
-    model.attention_kernel = probe.kernel
-    assert torch.equal(model(batch), plain)
+    probe = scaling_probe.AttentionProbe()
+    with observe_attention(model, probe):
+        assert torch.equal(model(batch), plain)
     assert {kind: len(v) for kind, v in probe.entropy.items()} == dict.fromkeys(
         scaling_probe.KINDS, 2)
 
-    del model.attention_kernel
     result = scaling_probe.measure(model, batch, label_smoothing=0.1)
-    assert "attention_kernel" not in vars(model)  # the class's kernel again
+    assert model.observers == []  # the probe is gone again
     assert torch.equal(model(batch), plain)
     assert all(p.grad is None for p in model.parameters())
     for kind in scaling_probe.KINDS:

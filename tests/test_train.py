@@ -261,3 +261,19 @@ def test_torchrun_two_processes_match_one_process(data_root, tmp_path):
     final_two = checkpoint.TrainedModel.load(ddp / "final.pt").model
     assert all(torch.allclose(final_one[k], final_two[k], atol=1e-3) for k in final_one)
     assert len(checkpoint.load(ddp / "last.pt")["rng"]) == 2  # every rank's dropout stream
+
+
+def test_val_pairs_longer_than_the_model_are_left_out_with_a_message(data_root, tmp_path,
+                                                                      capsys):
+    """A val target longer than the model's positions used to crash validation after the
+    first epoch with a traceback; it is now left out at load, and the run says how many."""
+    config = write_config(tmp_path / "short.yaml", data_root, data={"max_len": 14,
+                                                                  "val_limit": 60},
+                          model={"max_len": 15}, train={"max_steps": 5})
+    assert train.main(["--config", str(config), "--set", f"train.out_dir={tmp_path / 'run'}"]) == 0
+    err = capsys.readouterr().err
+    left_out = re.search(r"val: (\d+) pair\(s\) longer than data.max_len=14 subwords left out",
+                         err)
+    assert left_out and int(left_out.group(1)) > 0, err[-2000:]
+    epoch = next(r for r in records(tmp_path / "run") if r["kind"] == "epoch")
+    assert epoch["val_nll"] > 0

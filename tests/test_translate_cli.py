@@ -3,22 +3,18 @@ and a one-line error for a checkpoint it cannot use (no data or training needed)
 
 import hashlib
 import io
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tiny_checkpoint import make_checkpoint
 
-from dgl_transformer.mt import checkpoint, translate
-from dgl_transformer.mt.configs import RunConfig
-from dgl_transformer.mt.text import MOSES_ESCAPES, SubwordTokenizer, TextPipeline
+from dgl_transformer.mt import checkpoint, generate, translate
+from dgl_transformer.mt.generate import Translator
 from dgl_transformer.nn.config import TransformerConfig
 from dgl_transformer.nn.model import GraphTransformer
-
-ROOT = Path(__file__).resolve().parent.parent
-WORDS = "a dog cat man woman runs jumps the on in park street red blue ball plays with".split()
 
 NASTY_LINES = [
     b"",
@@ -35,30 +31,7 @@ NASTY_LINES = [
     b"no final newline",
 ]
 
-
-def make_checkpoint(path: Path, variant: str = "lc_tok", **changes) -> Path:
-    """A tiny untrained model with a real subword model, saved like ``final.pt``.
-
-    ``changes`` edit the saved state: ``model_config`` entries, or a whole top-level value.
-    """
-    rng = random.Random(0)
-    texts = [" ".join(rng.choices(WORDS, k=rng.randint(3, 10))) + " ." for _ in range(300)]
-    tokenizer = SubwordTokenizer.train(texts, 320, user_symbols=MOSES_ESCAPES)
-    pipeline = TextPipeline(variant, "en", "de", tokenizer)
-    model_cfg = TransformerConfig(src_vocab=320, tgt_vocab=320, d_model=16, n_heads=2, d_ff=32,
-                                  n_enc_layers=1, n_dec_layers=1, max_len=64)
-    run_cfg = RunConfig.from_dict({"eval": {"max_len_a": 0.0, "max_len_b": 3}})
-    trained = checkpoint.TrainedModel(
-        run_config=run_cfg.to_dict(), model_config=model_cfg.to_dict(),
-        pipeline=pipeline.to_state(), model=GraphTransformer(model_cfg).state_dict(),
-    )
-    for key, value in changes.items():
-        if key in trained.model_config:
-            trained.model_config[key] = value
-        else:
-            setattr(trained, key, value)
-    trained.save(path)
-    return path
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +66,10 @@ def test_empty_input_gives_empty_output(good_checkpoint, capsysbinary, monkeypat
 def test_line_breaks_in_model_output_stay_inside_their_line(tmp_path, monkeypatch, capsysbinary):
     """A raw-text model can emit \\r, U+2028 ... (byte pieces): they become spaces."""
     path = make_checkpoint(tmp_path / "raw.pt", variant="raw")
-    _, pipeline, _ = translate.load_translator(path)
+    pipeline = Translator.from_checkpoint(path).pipeline
     ids = pipeline.tokenizer.encode("a\u2028b\rc\x85d\ne\x1ef")
     assert pipeline.decode_tgt(ids) == "a\u2028b\rc\x85d\ne\x1ef"
-    monkeypatch.setattr(translate, "translate_ids", lambda model, chunks, **kw: [ids] * len(chunks))
+    monkeypatch.setattr(generate, "translate_ids", lambda model, chunks, **kw: [ids] * len(chunks))
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\ny\n")))
     assert translate.main(["--checkpoint", str(path)]) == 0
     assert capsysbinary.readouterr().out == b"a b c d e f\na b c d e f\n"

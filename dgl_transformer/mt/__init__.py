@@ -1,2 +1,3 @@
-"""The translation pipeline around the network: data, text, batching, run configs, training,
-evaluation, checkpoints and the ``translate`` command."""
+"""The translation pipeline around the network: data, corpus, text, batching, run configs,
+training, decoding (``generate``), scoring (``evaluate``), checkpoints, and the four commands
+of ``dgl-transformer`` (``data``, ``train``, ``translate``, ``evaluate``)."""

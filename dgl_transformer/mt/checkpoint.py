@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import sys
 import tempfile
 from dataclasses import dataclass, field, fields
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..nn.graphs import CUSTOM as CUSTOM_GRAPH
 
 FORMAT = "dgl-transformer-checkpoint/3"
 TRAILER_TAG = b"\ndgl-transformer-sha256:"
@@ -66,6 +69,11 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     _fsync_dir(path.parent)
 
 
+#: What ``torch.load`` raises for a file that is not a loadable torch file (damaged zip or
+#: pickle data, a disallowed global under ``weights_only``); anything else is a bug.
+TORCH_LOAD_ERRORS = (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError)
+
+
 def _first_sentence(err: Exception) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text.split(". ")[0]
@@ -89,7 +97,7 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: corrupt checkpoint (SHA-256 mismatch)")
     try:
         obj = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged zip/pickle data
+    except TORCH_LOAD_ERRORS as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({_first_sentence(err)})") from None
     found = obj.get("format") if isinstance(obj, dict) else None
     if found != FORMAT:
@@ -168,7 +176,14 @@ class TrainedModel:
     steps: int = 0
 
     def save(self, path: str | Path) -> None:
-        """Write atomically, with the checksum trailer."""
+        """Write atomically, with the checksum trailer. A model whose encoder graph came from
+        a builder in code (``encoder_graph="custom"``) is refused: the file could not say
+        which graph its weights were trained on."""
+        if self.model_config.get("encoder_graph") == CUSTOM_GRAPH:
+            raise CheckpointError(
+                f"{path}: the model's encoder graph comes from a custom builder, which a "
+                "checkpoint cannot record: name a registered graph in the config "
+                "(model.encoder_graph), or save the weights with torch.save")
         save_atomic({"kind": "trained_model", **{f.name: getattr(self, f.name)
                                                  for f in fields(self)}}, path)
 

@@ -6,10 +6,11 @@ Layout of a data directory (``data/multi30k`` after ``make data``, and of a loca
     tok/<split>.lc.norm.tok.<lang>.gz      lowercased, normalised, Moses-tokenised text
                                            (gzip-compressed here; plain text upstream)
 
-Every file is checked against the SHA-256 sums kept in the repository (``data/SHA256SUMS.raw``
-covers the ``.gz`` files, ``data/SHA256SUMS.tok-uncompressed`` the uncompressed tok content) on
-fetch and again on every read. The later official test sets (2017, 2018) have no sum in the
-repository: they are fetched only on request and read only with ``allow_unverified=True``.
+Every file is checked against the SHA-256 sums shipped with the package
+(``dgl_transformer/mt/checksums/SHA256SUMS.raw`` covers the ``.gz`` files,
+``SHA256SUMS.tok-uncompressed`` beside it the uncompressed tok content) on
+fetch and again on every read. The later official test sets (2017, 2018) have no pinned sum:
+they are fetched only on request and read only with ``allow_unverified=True``.
 
 >>> src, tgt = read_parallel(Path("data/multi30k"), "train", "en", "de")  # doctest: +SKIP
 """
@@ -30,12 +31,15 @@ from pathlib import Path
 import pooch
 import requests
 
+from .command import main as run_command
+
 pooch.get_logger().setLevel("WARNING")  # our report lists what was fetched
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUMS_DIR = REPO_ROOT / "data"
+#: The pinned sums ship inside the package (package data), so any install can verify the data.
+SUMS_DIR = Path(__file__).resolve().parent / "checksums"
 SUMS_FILES = {"raw": "SHA256SUMS.raw", "tok": "SHA256SUMS.tok-uncompressed"}
-DEFAULT_DEST = REPO_ROOT / "data" / "multi30k"
+#: Where ``dgl-transformer data`` puts the files, relative to the working directory.
+DEFAULT_DEST = Path("data") / "multi30k"
 BASE_URL = "https://github.com/multi30k/dataset/raw/master/data/task1"
 MIRROR_ENV = "MULTI30K_DIR"
 
@@ -101,7 +105,7 @@ def load_sums(sums_dir: Path = SUMS_DIR) -> dict[str, dict[str, str]]:
     for variant, name in SUMS_FILES.items():
         path = sums_dir / name
         if not path.is_file():
-            raise DataError(f"{path}: checksum file missing from the repository")
+            raise DataError(f"{path}: checksum file missing from the installed package")
         table = sums.setdefault(variant, {})
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             parts = line.split()
@@ -134,7 +138,7 @@ def check_content(
     if expected is None:
         if not allow_unverified:
             raise DataError(
-                f"{where}: no pinned SHA-256 for {f.upstream_name} in data/{SUMS_FILES[f.variant]};"
+                f"{where}: no pinned SHA-256 for {f.upstream_name} in {SUMS_FILES[f.variant]};"
                 " pass allow_unverified=True to use it unverified"
             )
         warnings.warn(f"{where}: used UNVERIFIED (no pinned SHA-256)", stacklevel=4)
@@ -187,7 +191,7 @@ def read_parallel(
 def _read(root: Path, f: DataFile, allow_unverified: bool) -> list[str]:
     path = root / f.relpath
     if not path.is_file():
-        raise DataError(f"{path}: missing; fetch it with `python -m dgl_transformer.mt.data`")
+        raise DataError(f"{path}: missing; fetch it with `dgl-transformer data --dest {root}`")
     content = check_content(
         f, path.read_bytes(), str(path), load_sums(), allow_unverified=allow_unverified
     )
@@ -422,27 +426,37 @@ def _fetch_one(
     return True
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m dgl_transformer.mt.data --dest data/multi30k``."""
-    parser = argparse.ArgumentParser(description="Fetch and verify Multi30k task 1.")
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+HELP = "fetch and verify Multi30k task 1"
+ERRORS = (DataError,)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``dgl-transformer data``'s options."""
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
+                        help="where to put the files (default: data/multi30k)")
     parser.add_argument("--mirror", type=Path, help=f"local mirror (default: ${MIRROR_ENV})")
-    parser.add_argument("--langs", nargs="+", default=list(LANGS), choices=LANGS)
+    parser.add_argument("--langs", nargs="+", default=list(LANGS), choices=LANGS,
+                        help="languages to fetch (default: all four)")
     parser.add_argument(
         "--later-tests", action="store_true",
         help="also fetch test_2017_flickr/test_2017_mscoco/test_2018_flickr (no pinned sums)",
     )
-    args = parser.parse_args(argv)
-    try:
-        report = fetch(args.dest, args.mirror, langs=args.langs, later_tests=args.later_tests)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+
+
+def command(args: argparse.Namespace) -> int:
+    """``dgl-transformer data``: fetch what is missing, verify everything, say what was done."""
+    report = fetch(args.dest, args.mirror, langs=args.langs, later_tests=args.later_tests)
     print(report.summary())
     if not args.later_tests:
         print(f"  not fetched: {', '.join(LATER_TEST_SETS)} (no pinned SHA-256;"
               " --later-tests fetches them unverified)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dgl_transformer.mt.data``: ``dgl-transformer data``."""
+    return run_command("python -m dgl_transformer.mt.data", HELP, add_arguments, command,
+                       ERRORS, argv)
 
 
 if __name__ == "__main__":

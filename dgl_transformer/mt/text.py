@@ -337,6 +337,8 @@ class TextPipeline:
 
         A state without ``kind`` (written before the word variant existed) is sentencepiece.
         """
+        if not isinstance(state, dict):
+            raise DataError(f"checkpoint's pipeline is not a mapping ({type(state).__name__})")
         kind = state.get("kind", SubwordTokenizer.kind)
         if kind not in TOKENIZER_KINDS:
             raise DataError(f"checkpoint's pipeline has unknown tokenizer kind '{kind}' "

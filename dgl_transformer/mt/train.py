@@ -1,7 +1,8 @@
 """Train a GraphTransformer on Multi30k.
 
-    python -m dgl_transformer.mt.train --config repro/configs/default.yaml [--set key=value ...]
-    python -m dgl_transformer.mt.train --config ... --resume          # continue an interrupted run
+    dgl-transformer train --config repro/configs/default.yaml [--set key=value ...]
+    dgl-transformer train --config ... --resume          # continue an interrupted run
+    python -m dgl_transformer.mt.train --config ...      # the same
     torchrun --nproc_per_node=2 -m dgl_transformer.mt.train --config ...   # data-parallel (DDP)
 
 One loop, no framework: token-budget batches (no padding), label-smoothed cross-entropy, Adam
@@ -35,10 +36,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,77 +47,19 @@ from tqdm import tqdm
 
 from ..nn.batch import PackedBatch
 from ..nn.model import GraphTransformer
-from ..training import NonFiniteLoss, smoothed_and_nll, train_step, warmup_inverse_sqrt
+from ..training import NonFiniteLoss, build_optimizer, train_step
 from . import checkpoint
 from .batching import make_batches
+from .command import main as run_command
 from .configs import ConfigError, RunConfig, add_overrides_argument, load_config
-from .data import DataError, fetch, filter_pairs, read_split
-from .evaluate import bleu_scores, translate_ids
+from .corpus import ensure_data, load_splits
+from .data import DataError
+from .evaluate import validation_scores
 from .text import TextPipeline
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss)."""
-
-
-@dataclass
-class Split:
-    src: list[Tensor]
-    tgt: list[Tensor]
-    refs_raw: list[str]  # cased raw target side, for BLEU
-    refs_tok: list[str]  # official lowercased tokenised target side, for BLEU
-
-    def lengths(self) -> tuple[list[int], list[int]]:
-        """Token-budget lengths of every pair: source tokens, decoder positions."""
-        return PackedBatch.pair_lengths(self.src, self.tgt)
-
-
-def ensure_data(cfg: RunConfig) -> Path:
-    """The data root, fetched (from ``MULTI30K_DIR`` or the canonical URLs) if absent."""
-    root = Path(cfg.data.root)
-    langs = (cfg.data.src_lang, cfg.data.tgt_lang)
-    report = fetch(root, langs=langs)
-    if report.fetched:
-        print(report.summary(), file=sys.stderr)
-    return root
-
-
-def encode_split(
-    pipeline: TextPipeline, src: list[str], tgt: list[str], refs_raw: list[str],
-    refs_tok: list[str],
-) -> Split:
-    def as_tensor(text: str, lang: str) -> Tensor:
-        return torch.tensor(pipeline.encode(text, lang), dtype=torch.int64)
-
-    return Split([as_tensor(s, pipeline.src_lang) for s in src],
-                 [as_tensor(t, pipeline.tgt_lang) for t in tgt], refs_raw, refs_tok)
-
-
-def load_splits(
-    cfg: RunConfig, pipeline: TextPipeline, root: Path
-) -> tuple[Split, Split, str]:
-    """Training pairs (blank and over-long ones dropped), val, and the filter's report.
-
-    ``data.train_limit`` and ``data.val_limit`` keep only the first pairs (0: all).
-    """
-    src, tgt = pipeline.read(root, "train")
-    if cfg.data.train_limit:
-        src, tgt = src[: cfg.data.train_limit], tgt[: cfg.data.train_limit]
-
-    def length(lang: str) -> Callable[[str], int]:
-        return lru_cache(maxsize=None)(lambda text: len(pipeline.encode(text, lang)))
-
-    src, tgt, report = filter_pairs(src, tgt, cfg.data.max_len, length(pipeline.src_lang),
-                                    length(pipeline.tgt_lang))
-    val_src, val_tgt = pipeline.read(root, "val")
-    refs_raw = read_split(root, "val", pipeline.tgt_lang, "raw")
-    refs_tok = read_split(root, "val", pipeline.tgt_lang, "tok")
-    n = cfg.data.val_limit or len(val_src)
-    return (
-        encode_split(pipeline, src, tgt, [], []),
-        encode_split(pipeline, val_src[:n], val_tgt[:n], refs_raw[:n], refs_tok[:n]),
-        f"train: {report}",
-    )
 
 
 #: Keys a resumed run may change; every other data/model/train key must match the checkpoint.
@@ -184,10 +124,9 @@ class Trainer:
         self.model = GraphTransformer(self.model_cfg)
         torch.manual_seed(cfg.train.seed + self.rank)  # each rank its own dropout stream
         t = cfg.train
-        self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
-        )
-        self.sched = warmup_inverse_sqrt(self.opt, t.warmup_steps)
+        self.opt, self.sched = build_optimizer(
+            self.model.parameters(), lr=t.lr, warmup_steps=t.warmup_steps, betas=t.betas,
+            weight_decay=t.weight_decay)
         self.step, self.epoch, self.batch_pos, self.elapsed = 0, 0, 0, 0.0
         # running sums: the log window, and the epoch's training NLL
         self.sums = dict.fromkeys(("loss", "nll", "tokens", "time", "epoch_nll",
@@ -303,10 +242,10 @@ class Trainer:
             ) from None
         return stats.loss, stats.nll, stats.tokens
 
-    def collate(self, pairs: list[int], split: Split | None = None) -> PackedBatch:
-        """The packed batch of pairs ``pairs`` of ``split`` (default: the training set)."""
-        split = split or self.train_set
-        return self.model.collate([split.src[i] for i in pairs], [split.tgt[i] for i in pairs])
+    def collate(self, pairs: list[int]) -> PackedBatch:
+        """The packed batch of training pairs ``pairs``."""
+        train = self.train_set
+        return self.model.collate([train.src[i] for i in pairs], [train.tgt[i] for i in pairs])
 
     def tick(self) -> None:
         """Add the wall time since the last tick (training and validation) to ``elapsed``."""
@@ -407,26 +346,13 @@ class Trainer:
         self.sums.update(epoch_nll=0.0, epoch_tokens=0.0)
         self.save()
 
-    @torch.no_grad()
     def validate(self, model: GraphTransformer) -> dict[str, float]:
-        """Validation NLL per token and greedy BLEU: ``val_bleu_greedy`` on the ``bleu_tok_lc``
-        protocol (it picks the final weights), ``val_bleu_cased`` and ``val_bleu_dgl`` too."""
-        model.eval()
-        val = self.val_set
-        nll = tokens = 0
-        for pairs in make_batches(*val.lengths(), self.cfg.train.max_tokens, shuffle=False):
-            batch = self.collate(pairs, val)
-            nll += smoothed_and_nll(model(batch), batch.gold, 0.0)[1]
-            tokens += batch.num_target_tokens
-        n = self.cfg.train.val_bleu_sentences or len(val.src)
-        e = self.cfg.eval
-        hyps = translate_ids(model, [s.tolist() for s in val.src[:n]], 1, e.length_penalty,
-                             e.max_len_a, e.max_len_b, e.batch_sentences)
-        plain = [self.pipeline.decode_tgt(h, plain=True) for h in hyps]
-        bleu = bleu_scores(plain, val.refs_raw[:n], val.refs_tok[:n], self.pipeline.tgt_lang)
+        """:func:`~dgl_transformer.mt.evaluate.validation_scores` on the val split (its
+        ``val_bleu_greedy``, on the ``bleu_tok_lc`` protocol, picks the final weights)."""
+        scores = validation_scores(model, self.val_set, self.pipeline, self.cfg.train.max_tokens,
+                                   self.cfg.eval, self.cfg.train.val_bleu_sentences)
         model.train()
-        return {"val_nll": float(nll) / tokens, "val_bleu_greedy": bleu["bleu_tok_lc"],
-                "val_bleu_cased": bleu["bleu_cased"], "val_bleu_dgl": bleu["bleu_dgl"]}
+        return scores
 
     def finish(self) -> None:
         """Pick last epoch vs. averaged last epochs on val BLEU; write ``final.pt``."""
@@ -467,18 +393,21 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.mt.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+HELP = "train a model from a YAML run configuration"
+ERRORS = (ConfigError, DataError, checkpoint.CheckpointError, TrainingError, OSError)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``dgl-transformer train``'s options."""
     parser.add_argument("--config", required=True, help="YAML run configuration")
     add_overrides_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace) -> int:
+    """``dgl-transformer train``: one run, from its config (and ``--set`` overrides)."""
     try:
         Trainer(load_config(args.config, args.set), args.resume).fit()
-    except (ConfigError, DataError, checkpoint.CheckpointError, TrainingError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
         return 130
@@ -486,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dgl_transformer.mt.train`` (and ``torchrun -m ...``)."""
+    return run_command("python -m dgl_transformer.mt.train", HELP, add_arguments, command,
+                       ERRORS, argv)
 
 
 if __name__ == "__main__":

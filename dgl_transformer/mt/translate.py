@@ -1,6 +1,9 @@
-"""Translate plain text with a trained checkpoint, one sentence per line.
+"""``dgl-transformer translate`` (also ``python -m dgl_transformer.mt.translate``): plain text
+in, translations out, with a trained checkpoint.
 
-    python -m dgl_transformer.mt.translate --checkpoint runs/default/final.pt < in.txt > out.txt
+    dgl-transformer translate --checkpoint runs/default/final.pt < in.txt > out.txt
+    dgl-transformer translate --checkpoint ... --input in.txt --output out.txt --beam 5
+    dgl-transformer translate --checkpoint ... --nbest 3 < in.txt     # scored n-best lists
 
 Exactly one output line per input line: input is split on ``\\n`` only (``\\r``, U+2028,
 U+0085 and other separators stay inside their line), an empty or whitespace-only line gives an
@@ -8,8 +11,12 @@ empty line, and a line longer than the model's ``max_len`` (in subwords) is tran
 consecutive pieces whose translations are joined (a warning on stderr names the line).
 Invalid UTF-8 bytes become U+FFFD; characters the subword model never saw are byte-encoded,
 never an error. Output is UTF-8 with all whitespace runs (line separators included) turned
-into single spaces. A damaged checkpoint, or one whose vocabulary does not match its model,
-exits non-zero with a one-line message naming the file.
+into single spaces. With ``--nbest K`` (the beam must be at least K), K lines per input line,
+tab-separated: line number (from 1), rank (from 1), length-penalised score, log-probability,
+translation; an empty line, or one translated in pieces, has one line. A damaged
+checkpoint, or one whose vocabulary does not match its model, exits non-zero with a one-line
+message naming the file. The library's translator is
+:class:`dgl_transformer.mt.generate.Translator`.
 """
 
 from __future__ import annotations
@@ -17,44 +24,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
-import torch
+from .checkpoint import CheckpointError
+from .command import main as run_command
+from .command import positive_int
+from .configs import ConfigError
+from .data import DataError
+from .generate import add_translator_arguments, translator_from_args
 
-from ..nn.config import TransformerConfig
-from ..nn.model import GraphTransformer
-from .checkpoint import CheckpointError, TrainedModel
-from .configs import RunConfig
-from .evaluate import translate_ids
-from .text import TextPipeline
-
-
-def load_translator(path: str | Path) -> tuple[GraphTransformer, TextPipeline, RunConfig]:
-    """Model (eval mode), text pipeline and (validated) run configuration of a checkpoint.
-
-    Anything wrong with the checkpoint raises a one-line :class:`CheckpointError`.
-    """
-    state = TrainedModel.load(path)
-    try:
-        pipeline = TextPipeline.from_state(state.pipeline)
-        cfg = TransformerConfig.from_dict(state.model_config)
-        run_cfg = RunConfig.from_dict(state.run_config, "run_config")
-        model = GraphTransformer(cfg)
-        model.load_state_dict(state.model)
-    except KeyError as err:
-        raise CheckpointError(f"{path}: checkpoint lacks {err}") from None
-    except Exception as err:  # a damaged state can raise almost any type
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: unusable checkpoint ({reason})") from None
-    vocab = pipeline.tokenizer.vocab_size
-    if (cfg.src_vocab, cfg.tgt_vocab) != (vocab, vocab):
-        raise CheckpointError(
-            f"{path}: vocabulary mismatch: the model expects {cfg.src_vocab}/{cfg.tgt_vocab} "
-            f"ids, its subword model has {vocab}"
-        )
-    return model.eval(), pipeline, run_cfg
+HELP = "translate plain text with a checkpoint"
+ERRORS = (ConfigError, DataError, CheckpointError)
 
 
-def read_lines(stream) -> list[str]:
+def read_lines(stream: BinaryIO) -> list[str]:
     """Lines split on ``\\n`` only (never on other Unicode separators), undecodable bytes
     replaced; a final newline does not add an empty line."""
     text = stream.read().decode("utf-8", errors="replace")
@@ -62,71 +45,54 @@ def read_lines(stream) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def pieces(ids: list[int], limit: int) -> list[list[int]]:
-    """``ids`` cut into consecutive runs of at most ``limit``."""
-    return [ids[i : i + limit] for i in range(0, len(ids), limit)] or [[]]
+def read_file(path: str) -> list[str]:
+    """:func:`read_lines` of a file; a file that cannot be read is a one-line DataError."""
+    try:
+        with open(path, "rb") as f:
+            return read_lines(f)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
 
 
-def translate_lines(
-    model: GraphTransformer, pipeline: TextPipeline, lines: list[str], **decode
-) -> list[str]:
-    """One plain-text translation per line, long lines translated piece by piece."""
-    limit = model.cfg.max_len
-    chunks: list[list[int]] = []
-    owner: list[int] = []
-    for n, line in enumerate(lines):
-        ids = pipeline.encode_src(line) if line.strip() else []
-        if len(ids) > limit:
-            print(f"warning: line {n + 1} has {len(ids)} subwords (max_len {limit}); "
-                  "translated in pieces", file=sys.stderr)
-        for chunk in pieces(ids, limit):
-            chunks.append(chunk)
-            owner.append(n)
-    out: list[list[str]] = [[] for _ in lines]
-    for n, hyp in zip(owner, translate_ids(model, chunks, **decode), strict=True):
-        text = pipeline.decode_tgt(hyp, plain=True) if hyp else ""
-        out[n].append(" ".join(text.split()))  # no newline can leak into the output
-    return [" ".join(p for p in parts if p) for parts in out]
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``dgl-transformer translate``'s options."""
+    add_translator_arguments(parser)
+    parser.add_argument("--input", help="one sentence per line (default: standard input)")
+    parser.add_argument("--output", help="translations, one per line (default: standard output)")
+    parser.add_argument("--nbest", type=positive_int,
+                        help="write the N best translations of each line, with their scores")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def command(args: argparse.Namespace) -> int:
+    """``dgl-transformer translate``."""
+    translator = translator_from_args(args)
+    lines = read_file(args.input) if args.input else read_lines(sys.stdin.buffer)
+    options = {"beam_size": args.beam, "length_penalty": args.length_penalty}
+    if args.nbest:
+        rows = [f"{n}\t{rank}\t{h.score:.4f}\t{h.logprob:.4f}\t{h.text}"
+                for n, hyps in enumerate(translator.nbest(lines, args.nbest, **options), 1)
+                for rank, h in enumerate(hyps, 1)]
+    else:
+        rows = translator.translate(lines, batch_size=args.batch_size, **options)
+    for n, length in translator.long_lines:
+        print(f"warning: line {n + 1} has {length} subwords (max_len "
+              f"{translator.model.cfg.max_len}); translated in pieces", file=sys.stderr)
+    out = "".join(row + "\n" for row in rows).encode("utf-8")
+    if args.output:
+        try:
+            Path(args.output).write_bytes(out)
+        except OSError as err:
+            raise DataError(f"{args.output}: cannot write ({err.strerror})") from None
+    else:
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgl_transformer.mt.translate",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--beam-size", type=_positive_int, default=None)
-    parser.add_argument("--length-penalty", type=_non_negative_float, default=None)
-    parser.add_argument("--threads", type=_positive_int, default=None)
-    args = parser.parse_args(argv)
-    try:
-        model, pipeline, run_cfg = load_translator(args.checkpoint)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    decode = dict(vars(run_cfg.eval))
-    for key, value in (("beam_size", args.beam_size), ("length_penalty", args.length_penalty)):
-        if value is not None:
-            decode[key] = value
-    lines = read_lines(sys.stdin.buffer)
-    out = "".join(line + "\n" for line in translate_lines(model, pipeline, lines, **decode))
-    sys.stdout.buffer.write(out.encode("utf-8"))
-    sys.stdout.flush()
-    return 0
+    """``python -m dgl_transformer.mt.translate``: ``dgl-transformer translate``."""
+    return run_command("python -m dgl_transformer.mt.translate", HELP, add_arguments, command,
+                       ERRORS, argv)
 
 
 if __name__ == "__main__":

@@ -138,12 +138,9 @@ class MultiHeadAttention(nn.Module):
 
     Self-attention uses one fused ``qkv`` projection; cross-attention projects queries from
     the decoder (``q``) and keys/values from the encoder output (``kv``), which a decoder can
-    compute once and pass back in as a ``(k, v)`` pair. ``head_mask`` (``[heads]``, or None)
-    scales each head's output before the output projection: 0 switches a head off (head
-    pruning, Michel et al. 2019).
+    compute once and pass back in as a ``(k, v)`` pair. (Heads are switched off in the
+    model's ``attend``: see :func:`~dgl_transformer.nn.hooks.mask_heads`.)
     """
-
-    head_mask: Tensor | None = None
 
     def __init__(self, d_model: int, n_heads: int, cross: bool = False) -> None:
         super().__init__()
@@ -172,6 +169,4 @@ class MultiHeadAttention(nn.Module):
             (q,) = self._heads(self.q(x), 1)
             k, v = memory if isinstance(memory, tuple) else self.project_kv(memory)
         o = attend(q, k, v)
-        if self.head_mask is not None:
-            o = o * self.head_mask.to(o)[:, None]
         return self.out(o.reshape(*o.shape[:-2], -1))

@@ -1,8 +1,11 @@
-"""Greedy and beam-search decoding for :class:`~dgl_transformer.nn.model.GraphTransformer`.
+"""Greedy and beam-search decoding for any model that follows :class:`Seq2Seq`.
 
-Decoding grows the decoder graph one node per live hypothesis per step. Every step goes
-through the model's own :meth:`~dgl_transformer.nn.model.GraphTransformer.decode`; two states
-say what a step feeds it, with one interface (constructor, ``step``, ``select``):
+This module never imports the model: it needs only the small :class:`Seq2Seq` protocol
+(``as_batch``, ``encode``, ``memory_kv``, ``decode``, ``generator``), which
+:class:`~dgl_transformer.nn.model.GraphTransformer` implements. Decoding grows the decoder graph
+one node per live hypothesis per step. Every step goes through the model's own
+:meth:`~dgl_transformer.nn.model.GraphTransformer.decode`; two states say what a step feeds it,
+with one interface (constructor, ``step``, ``select``):
 
 * :class:`IncrementalCache` (fairseq's incremental state): the keys and values of every token
   ever decoded stay in one append-only buffer per layer, and each hypothesis keeps its *path*,
@@ -15,25 +18,70 @@ say what a step feeds it, with one interface (constructor, ``step``, ``select``)
   (the encoder still runs once). The cache must reproduce it exactly.
 
 Neither state ever proposes PAD, BOS or UNK: their logits are masked before any choice.
-All decoders return target ids without BOS and EOS, one tensor per source, in input order.
+Decoding is inference: it runs without gradients and in eval mode (no dropout) whatever mode
+the model is in, and gives the model its mode back afterwards. ``max_len`` counts decoding
+steps and never exceeds the model's own ``cfg.max_len`` (its position table).
+All decoders return target ids without BOS and EOS, one tensor per source, in input order;
+:func:`beam_search` with ``nbest`` returns scored :class:`Hypothesis` lists instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import dgl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..tokens import BOS, EOS, PAD, UNK
 from . import graphs
 from .attention import Attend
 from .batch import DecoderInput, PackedBatch
+from .config import TransformerConfig
 
-if TYPE_CHECKING:  # for annotations only: the model imports this module
-    from .model import GraphTransformer
+
+class Seq2Seq(Protocol):
+    """What decoding needs of a model (``GraphTransformer`` has it): an ``nn.Module`` (for
+    ``training``, ``eval`` and ``train``) with the methods below, its ``cfg`` (``n_heads``,
+    ``head_dim``, ``n_dec_layers``, ``max_len``) and ``device``."""
+
+    cfg: TransformerConfig
+    generator: nn.Module  # decoder output -> logits
+    training: bool
+
+    def train(self, mode: bool = True) -> Seq2Seq: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def as_batch(self, batch: Sequence[Tensor]) -> PackedBatch:
+        """Sources packed (with the model's encoder graph), checked, on the model's device."""
+
+    def encode(self, batch: PackedBatch) -> Tensor:
+        """Encoder output, packed like ``batch.src``."""
+
+    def memory_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each decoder layer's cross-attention keys and values of the encoder output."""
+
+    def decode(self, inp: DecoderInput, memory: Tensor | None,
+               cache: IncrementalCache | None = None) -> Tensor:
+        """Decoder output of ``inp`` (teacher-forced on ``memory``, or one step on ``cache``)."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One output of a search: target ids (no BOS/EOS), the sum of their log-probabilities
+    (EOS included when the output ended with it) and the length-penalised score that ranked
+    it."""
+
+    tokens: Tensor
+    logprob: float
+    score: float
+
+T = TypeVar("T")
 
 #: Ids a decoder must never produce as a next token.
 NEVER_PREDICTED = (PAD, BOS, UNK)
@@ -82,15 +130,15 @@ class IncrementalCache(Hypotheses):
     lists the rows of hypothesis ``h``'s tokens.
     """
 
-    def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
+    def __init__(self, model: Seq2Seq, src: Sequence[Tensor]) -> None:
         batch = model.as_batch(src)
         super().__init__(batch)
         memory = model.encode(batch)
         # contiguous once here, rather than copied by every step's attention kernel
-        self.memory_kv = [tuple(t.contiguous() for t in layer.cross_attn.project_kv(memory))
-                          for layer in model.decoder]
+        self.memory_kv = [(k.contiguous(), v.contiguous()) for k, v in model.memory_kv(memory)]
         n, cfg = len(batch), model.cfg
-        self.keys = [memory.new_empty(8 * n, cfg.n_heads, cfg.head_dim) for _ in model.decoder]
+        self.keys = [memory.new_empty(8 * n, cfg.n_heads, cfg.head_dim)
+                     for _ in range(cfg.n_dec_layers)]
         self.values = [torch.empty_like(b) for b in self.keys]
         self.used, self.rows = 0, slice(0, 0)
 
@@ -119,7 +167,7 @@ class IncrementalCache(Hypotheses):
 
         return cached
 
-    def step(self, model: GraphTransformer, tokens: Tensor) -> Tensor:
+    def step(self, model: Seq2Seq, tokens: Tensor) -> Tensor:
         """Logits ``[hyps, vocab]`` of the next token, given each hypothesis' last token."""
         n, t, device = len(tokens), self.steps, model.device
         self.rows = self._append(n)
@@ -138,12 +186,12 @@ class PrefixState(Hypotheses):
     """The naive reference: each step re-runs the decoder on every hypothesis' whole prefix
     (``trail[h]``: the decoder inputs of hypothesis ``h`` so far)."""
 
-    def __init__(self, model: GraphTransformer, src: Sequence[Tensor]) -> None:
+    def __init__(self, model: Seq2Seq, src: Sequence[Tensor]) -> None:
         batch = model.as_batch(src)
         super().__init__(batch)
         self.memory = model.encode(batch)
 
-    def step(self, model: GraphTransformer, tokens: Tensor) -> Tensor:
+    def step(self, model: Seq2Seq, tokens: Tensor) -> Tensor:
         """Logits ``[hyps, vocab]`` of the next token, given each hypothesis' last token."""
         self.trail = torch.cat([self.trail, tokens.cpu()[:, None]], 1)
         n, t = self.trail.shape
@@ -157,21 +205,37 @@ class PrefixState(Hypotheses):
         return _masked(model.generator(hidden.view(n, t, -1)[:, -1]))
 
 
+def _inference(decode: Callable[..., T]) -> Callable[..., T]:
+    """Run ``decode(model, ...)`` without gradients and in eval mode; restore the mode."""
+
+    @functools.wraps(decode)
+    def run(model: Seq2Seq, *args: object, **kwargs: object) -> T:
+        was_training = model.training
+        model.train(False)
+        try:
+            with torch.no_grad():
+                return decode(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
+
+    return run
+
+
 def _start(
-    model: GraphTransformer, src: Sequence[Tensor], incremental: bool
+    model: Seq2Seq, src: Sequence[Tensor], incremental: bool
 ) -> IncrementalCache | PrefixState:
     return (IncrementalCache if incremental else PrefixState)(model, src)
 
 
-def _limit(model: GraphTransformer, max_len: int) -> int:
+def _limit(model: Seq2Seq, max_len: int) -> int:
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     return min(max_len, model.cfg.max_len)
 
 
-@torch.no_grad()
+@_inference
 def greedy(
-    model: GraphTransformer, src: Sequence[Tensor], max_len: int = 100, incremental: bool = True
+    model: Seq2Seq, src: Sequence[Tensor], max_len: int = 100, incremental: bool = True
 ) -> list[Tensor]:
     """Batched greedy decoding, with the incremental cache unless ``incremental=False``."""
     steps = _limit(model, max_len)
@@ -193,7 +257,7 @@ def greedy(
 
 
 def naive_greedy(
-    model: GraphTransformer, src: Sequence[Tensor], max_len: int = 100
+    model: Seq2Seq, src: Sequence[Tensor], max_len: int = 100
 ) -> list[Tensor]:
     """Greedy decoding that re-runs the whole decoder on every prefix (no cache)."""
     return greedy(model, src, max_len, incremental=False)
@@ -204,15 +268,16 @@ def _penalised(score: float, length: int, alpha: float) -> float:
     return score / ((5.0 + length) / 6.0) ** alpha
 
 
-@torch.no_grad()
+@_inference
 def beam_search(
-    model: GraphTransformer,
+    model: Seq2Seq,
     src: Sequence[Tensor],
     beam_size: int = 4,
     max_len: int = 100,
     length_penalty: float = 0.6,
     incremental: bool = True,
-) -> list[Tensor]:
+    nbest: int | None = None,
+) -> list[Tensor] | list[list[Hypothesis]]:
     """Batched beam search, with the incremental cache unless ``incremental=False``.
 
     Each source keeps ``beam_size`` live hypotheses. Among a step's best ``2 * beam_size``
@@ -220,13 +285,18 @@ def beam_search(
     the GNMT length penalty over its length including EOS); the best non-EOS candidates
     continue. A source is done once it holds ``beam_size`` finished hypotheses; at ``max_len``
     the live ones are finished as they stand. Beam size 1 is exactly greedy decoding.
+
+    Returns the best output of each source, or with ``nbest`` the ``nbest`` best finished
+    hypotheses of each (at most ``beam_size``), best first, with their scores.
     """
+    if nbest is not None and not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest must be in [1, beam_size={beam_size}], got {nbest}")
     k, steps, alpha = beam_size, _limit(model, max_len), length_penalty
     state = _start(model, src, incremental)
     owner = torch.arange(len(src))  # source of each live hypothesis
     scores = torch.zeros(len(src), dtype=torch.float64)
     history = torch.full((len(src), 1), BOS, dtype=torch.int64)
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in src]
+    finished: list[list[tuple[float, float, list[int]]]] = [[] for _ in src]
     for _ in range(steps):
         logp = torch.log_softmax(state.step(model, history[:, -1]), -1)
         # a source's best 2k candidates are among its hypotheses' own best 2k continuations
@@ -247,7 +317,7 @@ def beam_search(
                 if tok == EOS:
                     if rank < k:
                         words = history[row, 1:].tolist()
-                        finished[src_id].append((_penalised(s, len(words) + 1, alpha), words))
+                        finished[src_id].append((_penalised(s, len(words) + 1, alpha), s, words))
                 elif len(survivors) < k:
                     survivors.append((row, tok, s))
             if len(finished[src_id]) < k:  # not done: its best non-EOS candidates go on
@@ -266,6 +336,26 @@ def beam_search(
         history = torch.cat([history[index], torch.tensor(toks)[:, None]], 1)
     else:  # max_len reached: live hypotheses finish as they stand
         for h, src_id in enumerate(owner.tolist()):
-            words = history[h, 1:].tolist()
-            finished[src_id].append((_penalised(float(scores[h]), len(words), alpha), words))
-    return [torch.tensor(max(f)[1] if f else [], dtype=torch.int64) for f in finished]
+            words, s = history[h, 1:].tolist(), float(scores[h])
+            finished[src_id].append((_penalised(s, len(words), alpha), s, words))
+    ranked = [sorted(f, key=lambda x: (x[0], x[2]), reverse=True) for f in finished]
+    if nbest is None:
+        return [torch.tensor(r[0][2] if r else [], dtype=torch.int64) for r in ranked]
+    return [[Hypothesis(torch.tensor(words, dtype=torch.int64), logprob, score)
+             for score, logprob, words in r[:nbest]] for r in ranked]
+
+
+def translate(
+    model: Seq2Seq,
+    src: Sequence[Tensor],
+    beam_size: int = 4,
+    max_len: int = 100,
+    length_penalty: float = 0.6,
+) -> list[Tensor]:
+    """Decode each source: greedy for ``beam_size=1``, else beam search. Returns the target
+    ids without BOS and EOS, one tensor per source."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if beam_size == 1:
+        return greedy(model, src, max_len)
+    return beam_search(model, src, beam_size, max_len, length_penalty)

@@ -32,6 +32,7 @@ graph (source node type ``src``, destination type ``dst``), so one attention rou
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Callable, Sequence
 
 import dgl
@@ -163,21 +164,34 @@ def window_global_graph(
     return _from_mask(lens, mask & real, device)
 
 
+@functools.cache
+def _random_wiring(n: int, window: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Edges ``(src, dst)`` of one sentence of ``n`` tokens in :func:`random_graph`, sorted by
+    destination. The draw depends on ``(seed, n)`` only (an arithmetic seed, not ``hash``)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + n)
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    degree = torch.minimum(i + window, torch.tensor(n - 1)) - (i - window).clamp(min=0) + 1
+    score = torch.where(i == j, 2.0, torch.rand(n, n, generator=gen))  # self first, then random
+    rank = score.argsort(-1, descending=True).argsort(-1)  # rank of each key in its row
+    dst, src = (rank < degree).nonzero(as_tuple=True)  # row-major: sorted by destination
+    return src, dst
+
+
 def random_graph(
     lengths: Lengths, window: int, seed: int = 0, device: torch.device | None = None
 ) -> dgl.DGLGraph:
     """Each token hears itself and ``d - 1`` other tokens of its sentence drawn at random, where
-    ``d`` is its in-degree in :func:`window_graph` (same edge count, random wiring). The draw
-    depends only on ``seed`` and the lengths, so a batch gets the same graph every time."""
+    ``d`` is its in-degree in :func:`window_graph` (same edge count, random wiring). A
+    sentence's wiring depends only on ``seed`` and its own length, so it is the same in every
+    batch, alone or beside any other sentences, in training and in decoding."""
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
     lens = as_lengths(lengths)
-    i, j, real = _padded_positions(lens)
-    degree = (torch.minimum(i + window, lens[:, None, None] - 1)
-              - (i - window).clamp(min=0) + 1)  # [B, L, 1]: in-degree in the window graph
-    gen = torch.Generator().manual_seed(hash((seed, *lens.tolist())) % 2**63)
-    score = torch.rand(real.shape, generator=gen).masked_fill(~real, -1.0)
-    score = torch.where(i == j, 2.0, score)  # self first, then the random draw
-    rank = score.argsort(-1, descending=True).argsort(-1)  # rank of each key in its row
-    return _from_mask(lens, (rank < degree) & real, device)
+    parts = [_random_wiring(n, window, seed) for n in lens.tolist()]
+    first = offsets(lens).tolist()
+    src = torch.cat([s + f for (s, _), f in zip(parts, first, strict=True)])
+    dst = torch.cat([d + f for (_, d), f in zip(parts, first, strict=True)])
+    return _homogeneous(src, dst, int(lens.sum()), device)
 
 
 @functools.cache
@@ -259,7 +273,9 @@ class LearnedGraph:
         except FileNotFoundError:
             raise ValueError(f"learned graph file {path} does not exist (repro/learned_graph.py "
                              "writes it from a trained model)") from None
-        except Exception as err:  # truncated or not a torch file: one line, not a traceback
+        # truncated or not a torch file: one line, not a traceback (the errors torch.load
+        # raises for such files; anything else is a bug and keeps its traceback)
+        except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
             raise ValueError(f"{path} is not a readable {LEARNED_GRAPH_FORMAT} file "
                              f"({type(err).__name__})") from None
         if not isinstance(saved, dict) or saved.get("format") != LEARNED_GRAPH_FORMAT:
@@ -297,9 +313,17 @@ ENCODER_GRAPHS: dict[str, tuple[GraphBuilder, tuple[str, ...]]] = {
 }
 
 
+#: The config's name for a graph built by a builder given in code
+#: (``GraphTransformer(cfg, encoder_graph=...)``): a config cannot rebuild it.
+CUSTOM = "custom"
+
+
 def parse_encoder_graph(spec: str, graph_file: str = "") -> tuple[str, dict[str, int]]:
     """``spec`` checked and split: ``NAME`` or ``NAME:P1:P2`` with integer parameters, e.g.
-    ``"window:4"``; ``"learned:W"`` also needs ``graph_file``. Reads no file."""
+    ``"window:4"``; ``"learned:W"`` also needs ``graph_file``; :data:`CUSTOM` records a builder
+    given in code. Reads no file."""
+    if spec == CUSTOM and not graph_file:
+        return CUSTOM, {}
     name, *params = spec.split(":")
     if name not in ENCODER_GRAPHS:
         raise ValueError(f"unknown encoder graph {spec!r} (known: {', '.join(ENCODER_GRAPHS)})")
@@ -318,6 +342,9 @@ def encoder_graph_builder(spec: str, graph_file: str = "") -> GraphBuilder:
     """The builder named by ``spec`` (see :func:`parse_encoder_graph`); the same object for the
     same spec (a batch records its builder)."""
     name, params = parse_encoder_graph(spec, graph_file)
+    if name == CUSTOM:
+        raise ValueError("encoder graph 'custom' was built by code, not named in the config: "
+                         "pass the same builder again (GraphTransformer(cfg, encoder_graph=...))")
     builder = ENCODER_GRAPHS[name][0]
     if name == "learned":
         return LearnedGraph(graph_file, **params)

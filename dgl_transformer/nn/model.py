@@ -14,8 +14,10 @@ model loads the other's weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dgl
 import torch
@@ -25,11 +27,11 @@ from . import graphs
 from .attention import Attend, graph_attention
 from .batch import DecoderInput, GraphBuilder, PackedBatch
 from .config import TransformerConfig
-from .decoding import IncrementalCache, beam_search, greedy
+from .hooks import KINDS, AttentionEvent, Observer, observe_attention
 from .layers import DecoderLayer, EncoderLayer, sinusoidal_positions
 
-Records = dict[str, list[Tensor]]
-
+if TYPE_CHECKING:  # decoding reads the model through its Seq2Seq protocol, never the reverse
+    from .decoding import IncrementalCache
 
 def check_ids(tokens: Tensor, lens: Tensor, vocab: int, max_len: int, name: str) -> None:
     """Raise a one-line ``ValueError`` naming the first sentence that is too long or holds an
@@ -133,7 +135,8 @@ class GraphTransformer(Seq2SeqBase):
     ``encoder_graph(lengths)`` builds the encoder's graph when a batch is collated; by default
     it is the one ``cfg.encoder_graph`` names (the complete graph of the original Transformer
     unless the config says otherwise), and any builder may be given instead, e.g.
-    ``functools.partial(graphs.window_graph, window=8)``.
+    ``functools.partial(graphs.window_graph, window=8)``. The model's ``cfg`` then records
+    ``encoder_graph="custom"``: no config, checkpoint or dense twin can claim another graph.
     ``attention_kernel`` computes attention along a graph's edges with the signature of
     :func:`~dgl_transformer.nn.attention.graph_attention`; a subclass may swap it.
     """
@@ -141,36 +144,51 @@ class GraphTransformer(Seq2SeqBase):
     attention_kernel = staticmethod(graph_attention)
 
     def __init__(self, cfg: TransformerConfig, encoder_graph: GraphBuilder | None = None) -> None:
+        if encoder_graph is not None:
+            if not callable(encoder_graph):
+                raise TypeError(f"encoder_graph must be a graph builder (lengths -> graph), got "
+                                f"{encoder_graph!r}; a registered graph is named in the config: "
+                                "TransformerConfig(..., encoder_graph='window:8')")
+            cfg = dataclasses.replace(cfg, encoder_graph=graphs.CUSTOM, graph_file="")
         super().__init__(cfg)
         self.encoder_graph = encoder_graph or graphs.encoder_graph_builder(cfg.encoder_graph,
                                                                           cfg.graph_file)
+        #: The hooks of :mod:`.hooks` (set through its context managers).
+        self.observers: list[Observer] = []
+        self.head_masks: dict[str, Tensor] = {}
 
-    def attend(
-        self, graph: dgl.DGLGraph, record: list[Tensor] | None = None,
-        aggregator: str = "attention",
-    ) -> Attend:
-        """An ``attend(q, k, v)`` routine along ``graph``'s edges; with ``record``, each call
-        also appends its attention weights ``[edges, heads]`` to it. With ``aggregator="mean"``
-        a token takes the plain mean of its neighbours' values (weights ``1 / in-degree``)."""
+    def attend(self, graph: dgl.DGLGraph, kind: str, layer: int,
+               aggregator: str = "attention") -> Attend:
+        """The ``attend(q, k, v)`` routine of attention type ``kind`` in layer ``layer``, along
+        ``graph``'s edges. With ``aggregator="mean"`` a token takes the plain mean of its
+        neighbours' values (weights ``1 / in-degree``). The hooks of :mod:`.hooks` act here:
+        observers see every call, head masks scale each head's output."""
+
+        def report(weights: Tensor, scores: Tensor | None) -> None:
+            event = AttentionEvent(kind, layer, graph, weights.detach(), scores)
+            for observer in self.observers:
+                observer(event)
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
             if not self.cfg.scale_scores:  # the kernel divides by sqrt(d_k): cancel it
                 q = q * q.shape[-1] ** 0.5
             if aggregator == "mean":
-                if record is not None:
+                out = dgl.ops.copy_u_mean(graph, v)
+                if self.observers:
                     _, dst = graph.edges()
                     share = 1.0 / graph.in_degrees().to(v.dtype)[dst.long()]
-                    record.append(share[:, None].expand(-1, v.shape[1]))
-                return dgl.ops.copy_u_mean(graph, v)
-            if record is None:
-                return self.attention_kernel(graph, q, k, v, self.attn_dropout())
-            out, weights = self.attention_kernel(graph, q, k, v, self.attn_dropout(), True)
-            record.append(weights.detach())
-            return out
+                    report(share[:, None].expand(-1, v.shape[1]), None)
+            elif self.observers:
+                out = self.attention_kernel(graph, q, k, v, self.attn_dropout(),
+                                            observe=lambda s, w: report(w.squeeze(-1), s))
+            else:
+                out = self.attention_kernel(graph, q, k, v, self.attn_dropout())
+            mask = self.head_masks.get(kind)
+            return out if mask is None else out * mask[layer].to(out)[:, None]
 
         return attend
 
-    def encode(self, batch: PackedBatch, record: list[Tensor] | None = None) -> Tensor:
+    def encode(self, batch: PackedBatch) -> Tensor:
         """Encoder output ``[source tokens, d_model]``, packed like ``batch.src``."""
         if batch.encoder_graph is not self.encoder_graph:
             raise ValueError("the batch's encoder graph was built by another builder than the "
@@ -179,17 +197,17 @@ class GraphTransformer(Seq2SeqBase):
         tokens = len(x)
         if batch.enc_graph.num_nodes() > tokens:  # span nodes (graphs.span_graph)
             x = torch.cat([x, span_means(batch.enc_graph, x)])
-        attend = self.attend(batch.enc_graph, record, self.cfg.enc_aggregator)
-        for layer in self.encoder:
-            x = layer(x, attend)
+        for i, layer in enumerate(self.encoder):
+            x = layer(x, self.attend(batch.enc_graph, "enc", i, self.cfg.enc_aggregator))
         return self.enc_norm(x[:tokens])  # the decoder reads the tokens only
 
+    def memory_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each decoder layer's cross-attention keys and values of the encoder output
+        ``memory`` (incremental decoding projects them once per source)."""
+        return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+
     def decode(
-        self,
-        inp: DecoderInput,
-        memory: Tensor | None,
-        cache: IncrementalCache | None = None,
-        records: Records | None = None,
+        self, inp: DecoderInput, memory: Tensor | None, cache: IncrementalCache | None = None
     ) -> Tensor:
         """Decoder output ``[inp.tokens, d_model]``.
 
@@ -199,12 +217,10 @@ class GraphTransformer(Seq2SeqBase):
         ``memory`` is unused): each layer's self-attention stores the new keys/values in the
         cache and attends along ``inp.self_graph`` from the cached rows to the new tokens.
         """
-        records = records if records is not None else {}
         x = self.embed(self.tgt_embed, inp.tokens, inp.positions)
-        self_attend = self.attend(inp.self_graph, records.get("dec_self"),
-                                  self.cfg.dec_aggregator)
-        cross_attend = self.attend(inp.cross_graph, records.get("cross"))
         for i, layer in enumerate(self.decoder):
+            self_attend = self.attend(inp.self_graph, "dec_self", i, self.cfg.dec_aggregator)
+            cross_attend = self.attend(inp.cross_graph, "cross", i)
             if cache is None:
                 x = layer(x, self_attend, memory, cross_attend)
             else:
@@ -226,29 +242,15 @@ class GraphTransformer(Seq2SeqBase):
     def attention_weights(
         self, batch: PackedBatch | Sequence[Tensor], tgt_in: Sequence[Tensor] | None = None
     ) -> dict[str, list[Tensor] | dgl.DGLGraph]:
-        """Per-layer attention weights ``[edges, heads]`` of each graph, for visualisation.
+        """Per-layer attention weights ``[edges, heads]`` of each graph, for visualisation
+        (read through :func:`~dgl_transformer.nn.hooks.observe_attention`).
 
         Keys ``enc``, ``dec_self`` and ``cross`` hold one tensor per layer, in the edge order
         of the graphs stored under ``enc_graph``, ``dec_self_graph`` and ``cross_graph``.
         """
         batch = self.as_batch(batch, tgt_in)
-        records: Records = {"enc": [], "dec_self": [], "cross": []}
-        memory = self.encode(batch, records["enc"])
-        self.decode(batch.decoder_input, memory, records=records)
-        return {**records, "enc_graph": batch.enc_graph, "dec_self_graph": batch.dec_graph,
+        with observe_attention(self) as events:
+            self.decode(batch.decoder_input, self.encode(batch))
+        weights = {kind: [e.weights for e in events if e.kind == kind] for kind in KINDS}
+        return {**weights, "enc_graph": batch.enc_graph, "dec_self_graph": batch.dec_graph,
                 "cross_graph": batch.cross_graph}
-
-    @torch.no_grad()
-    def translate(
-        self,
-        src: Sequence[Tensor],
-        beam_size: int = 4,
-        max_len: int = 100,
-        length_penalty: float = 0.6,
-    ) -> list[Tensor]:
-        """Decode each source; returns the target ids without BOS and EOS, one tensor each."""
-        if beam_size < 1:
-            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-        if beam_size == 1:
-            return greedy(self, src, max_len)
-        return beam_search(self, src, beam_size, max_len, length_penalty)

@@ -1,40 +1,39 @@
-"""Figures, samples and the results table of ``repro/README.md``, all from result files.
+"""What ``make repro`` generates from its result files: each run's curves and samples, and the
+results table, the targets block and the time-to-BLEU plot of ``repro/README.md``.
 
-``python -m repro.report`` regenerates the table between the ``<!-- results -->`` markers of
-``repro/README.md`` from every ``repro/results/*.json`` a run wrote; nothing is typed by hand.
+The table (section ``results``) and the targets (section ``targets``) are regenerated from
+every ``repro/results/*.json`` a run wrote (``python -m repro.report``); nothing is typed by
+hand.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from .figures import plt, save_figure
+from .markers import write_section
 
 #: The protocol columns of the table, first to last (see mt/evaluate.py and the README).
-PROTOCOLS = {
+RESULT_PROTOCOL_COLUMNS = {
     "bleu_cased": "sacreBLEU cased (13a, detokenised)",
     "bleu_dgl": "DGL protocol (Moses -a -no-escape, cased, tokenised)",
     "bleu_tok_lc": "tok, lc (official lc.norm.tok refs)",
 }
 #: Published numbers (test_2016_flickr, en->de), each in the protocol its authors scored with.
-ANCHORS = [
+PUBLISHED_BLEU_ANCHORS = [
     ("DGL Transformer example, 6+6 layers (word level)", "bleu_dgl", 35.41),
     ("DGL Transformer example, 2+2 layers (word level)", "bleu_dgl", 36.45),
     ("Transformer-Tiny, text-only (Wu et al., ACL 2021; joint BPE, 2 GPUs)", "bleu_tok_lc", 41.02),
 ]
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-TARGETS_BEGIN, TARGETS_END = "<!-- targets:begin -->", "<!-- targets:end -->"
+REPRO_RESULTS = Path("repro/results")
+REPRO_README = Path("repro/README.md")
+RESULTS_SECTION, TARGETS_SECTION = "results", "targets"
 #: What each config set out to reach on test2016 (the [Repro 2] issue), by protocol; None: no
 #: target, only the comparison with the anchors in that protocol (the word-level baseline
 #: against DGL's word-level example).
-TARGETS = {"default": {"bleu_dgl": 38.0, "bleu_tok_lc": 40.0}, "long": {"bleu_tok_lc": 41.1},
-           "word": {"bleu_dgl": None}}
+REPRO_BLEU_TARGETS = {"default": {"bleu_dgl": 38.0, "bleu_tok_lc": 40.0},
+                      "long": {"bleu_tok_lc": 41.1}, "word": {"bleu_dgl": None}}
 
 
 def plot_curves(result: dict, path: Path) -> None:
@@ -50,12 +49,11 @@ def plot_curves(result: dict, path: Path) -> None:
     right.set(xlabel="epoch", ylabel="BLEU (tok, lc)", title="validation BLEU (greedy)")
     fig.suptitle(f"{result['name']}: {result['config']['data']['src_lang']}->"
                  f"{result['config']['data']['tgt_lang']}, {result['threads']} CPU threads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_samples(name: str, samples: list[dict], path: Path) -> None:
+    """A run's sample translations beside their sources and references, as markdown."""
     lines = [f"# {name}: sample translations ({samples[0]['split'] if samples else 'none'})", ""]
     for n, s in enumerate(samples, 1):
         lines += [f"{n}. **source** {s['source']}", f"   **reference** {s['reference']}",
@@ -74,6 +72,7 @@ def wall_time(result: dict) -> str:
 
 
 def run_label(r: dict) -> str:
+    """The table's name for a run: its name, text units, layers, width, beam and threads."""
     m, d = r["config"]["model"], r["config"].get("data", {})
     variant = d.get("variant", "?")
     return (f"**ours: {r['name']}** ({variant}, {m['n_enc_layers']}+{m['n_dec_layers']} layers, "
@@ -94,14 +93,15 @@ def repro_results(results_dir: Path) -> list[tuple[Path, dict]]:
 def results_table(results_dir: Path) -> str:
     """One row per published anchor (its number in its own protocol's column, '-' elsewhere)
     and one per run (every protocol it was scored with; '-' for one an older run lacks)."""
-    rows = ["| system | " + " | ".join(PROTOCOLS.values()) + " | wall time | source |",
-            "|---|" + "---|" * len(PROTOCOLS) + "---|---|"]
-    for label, protocol, bleu in ANCHORS:
-        cells = [f"{bleu:.2f}" if p == protocol else "-" for p in PROTOCOLS]
+    columns = RESULT_PROTOCOL_COLUMNS
+    rows = ["| system | " + " | ".join(columns.values()) + " | wall time | source |",
+            "|---|" + "---|" * len(columns) + "---|---|"]
+    for label, protocol, bleu in PUBLISHED_BLEU_ANCHORS:
+        cells = [f"{bleu:.2f}" if p == protocol else "-" for p in columns]
         rows.append(f"| {label} | " + " | ".join(cells) + " | - | published |")
     for path, r in repro_results(results_dir):
         s = r["scores"]["test_2016_flickr"]
-        cells = [f"**{s[p]:.2f}**" if p in s else "-" for p in PROTOCOLS]
+        cells = [f"**{s[p]:.2f}**" if p in s else "-" for p in columns]
         rows.append(f"| {run_label(r)} | " + " | ".join(cells)
                     + f" | {wall_time(r)} | `{path.as_posix()}` |")
     return "\n".join(rows)
@@ -118,26 +118,26 @@ def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
            title="time to BLEU")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def target_report(results_dir: Path) -> str:
-    """Per run named in :data:`TARGETS`: each target met or missed by how much, the best anchor
-    in the same protocol, and what the validation curve did at the end of training."""
+    """Per run named in :data:`REPRO_BLEU_TARGETS`: each target met or missed by how much, the
+    best anchor in the same protocol, and what the validation curve did at the end of
+    training."""
     lines = []
     for _, r in repro_results(results_dir):
-        if r["name"] not in TARGETS:
+        if r["name"] not in REPRO_BLEU_TARGETS:
             continue
         s = r["scores"]["test_2016_flickr"]
         parts = []
-        for protocol, target in TARGETS[r["name"]].items():
+        for protocol, target in REPRO_BLEU_TARGETS[r["name"]].items():
             verdict = ""
             if target is not None:
                 gap = s[protocol] - target
                 verdict = f"target {target:.1f} {'met' if gap >= 0 else f'missed by {-gap:.2f}'}; "
-            anchors = [(label, bleu) for label, p, bleu in ANCHORS if p == protocol]
+            anchors = [(label, bleu) for label, p, bleu in PUBLISHED_BLEU_ANCHORS
+                       if p == protocol]
             best = max(anchors, key=lambda a: a[1])
             parts.append(f"`{protocol}` {s[protocol]:.2f}: {verdict}"
                          f"{best[0].split(' (')[0].split(',')[0]}'s best published "
@@ -167,23 +167,9 @@ def target_report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_between_markers(readme: Path, begin: str, end: str, text: str) -> None:
-    """Replace what stands between the ``begin`` and ``end`` markers of ``readme``."""
-    content = readme.read_text(encoding="utf-8")
-    if begin not in content or end not in content:
-        raise SystemExit(f"{readme}: missing {begin} / {end} markers")
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", content),
-                      encoding="utf-8")
-
-
 def update_readme(results_dir: Path, readme: Path) -> None:
-    """Replace the results table of ``readme`` (and the time-to-BLEU plot) with fresh ones."""
+    """Replace the results table and the targets of ``readme`` (and the time-to-BLEU plot)
+    with fresh ones."""
     plot_time_to_bleu(results_dir, results_dir / "time_to_bleu.png")
-    write_between_markers(readme, BEGIN, END, results_table(results_dir))
-    write_between_markers(readme, TARGETS_BEGIN, TARGETS_END, target_report(results_dir))
-
-
-if __name__ == "__main__":
-    update_readme(Path("repro/results"), Path("repro/README.md"))
-    sys.exit(0)
+    write_section(readme, RESULTS_SECTION, results_table(results_dir))
+    write_section(readme, TARGETS_SECTION, target_report(results_dir))

@@ -58,11 +58,7 @@ def gather_scatter_attention(
 
 
 def frames_attention(
-    graph: dgl.DGLGraph,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    dropout: float = 0.0,
+    graph: dgl.DGLGraph, q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0,
     return_weights: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """``apply_edges(fn.v_dot_u)``, ``edge_softmax``, ``update_all(fn.u_mul_e, fn.sum)``."""
@@ -77,17 +73,14 @@ def frames_attention(
     return (out, weights.squeeze(-1)) if return_weights else out
 
 
-def _scores(edges) -> dict[str, Tensor]:
-    """Edge function: ``k_j . q_i`` per head, gathered onto each edge ``j -> i``."""
+def key_query_scores(edges: dgl.udf.EdgeBatch) -> dict[str, Tensor]:
+    """Edge function of the tutorial: ``k_j . q_i`` per head, gathered onto each edge
+    ``j -> i``."""
     return {"score": (edges.src["k"] * edges.dst["q"]).sum(-1, keepdim=True)}
 
 
 def udf_attention(
-    graph: dgl.DGLGraph,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    dropout: float = 0.0,
+    graph: dgl.DGLGraph, q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0,
     return_weights: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Tutorial-style attention; same signature and result as ``graph_attention``."""
@@ -95,7 +88,7 @@ def udf_attention(
     with graph.local_scope():
         graph.srcdata.update({"k": k, "v": v})
         graph.dstdata["q"] = q
-        graph.apply_edges(_scores)
+        graph.apply_edges(key_query_scores)
         graph.apply_edges(
             lambda edges: {"e": torch.exp((edges.data["score"] / scale).clamp(-5, 5))}
         )

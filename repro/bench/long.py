@@ -1,6 +1,9 @@
-"""One long sequence: time and peak memory of one attention call, run as a child process.
+"""Part f: one long sequence, time and peak memory of one attention call per kind and length.
 
-    python -m repro.bench_long --lengths 128 4096 --heads 4 --head-dim 64 --window 16
+:func:`bench_long` runs this module as a child process (a fresh process, so one
+measurement's memory cannot hide in another's) and adds the ratios at the longest length::
+
+    python -m repro.bench.long --lengths 128 4096 --heads 4 --head-dim 64 --window 16
 
 Kinds: ``complete`` (graph attention on the complete graph), ``window`` (graph attention on a
 window graph, ``|i - j| <= window``), ``dense`` (``F.scaled_dot_product_attention``, the dense
@@ -22,10 +25,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -34,7 +39,10 @@ import torch.nn.functional as F
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.attention import graph_attention
 
-KINDS = ("complete", "window", "dense", "dense_materialised")
+from .results import LONG_ATTENTION_KINDS, LongMeasurement, LongResult
+
+WINDOW = 16  # window graph: 33 neighbours per token
+LONG_LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 SLOW_CALL_S = 1.0  # a call slower than this is timed once (after its warm-up), not three times
 
 
@@ -67,7 +75,7 @@ def _materialised(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Te
     return torch.softmax(scores, -1) @ v
 
 
-def measure(kind: str, length: int, heads: int, head_dim: int, window: int) -> dict[str, float]:
+def measure(kind: str, length: int, heads: int, head_dim: int, window: int) -> LongMeasurement:
     """Median time (ms) and peak memory growth (MiB) of one call of ``kind`` at ``length``."""
     torch.manual_seed(0)
     packed = [torch.randn(length, heads, head_dim) for _ in range(3)]  # graph layout
@@ -112,10 +120,41 @@ def measure(kind: str, length: int, heads: int, head_dim: int, window: int) -> d
     }
 
 
+def bench_long(heads: int, head_dim: int, lengths: Sequence[int]) -> LongResult:
+    """Every kind at every length, measured in a child process (see the module docstring),
+    and the ratios between the kinds at the longest length."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+    cmd = [sys.executable, "-m", "repro.bench.long", "--lengths", *map(str, lengths),
+           "--heads", str(heads), "--head-dim", str(head_dim), "--window", str(WINDOW)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    kinds: dict[str, dict[str, LongMeasurement]] = json.loads(done.stdout)
+    top = str(max(lengths))
+    at = {kind: kinds[kind][top] for kind in LONG_ATTENTION_KINDS}
+    return {
+        "heads": heads, "head_dim": head_dim, "window_size": WINDOW,
+        "mode": "forward only, no autograd",
+        "complete": kinds["complete"], "window": kinds["window"], "dense": kinds["dense"],
+        "dense_materialised": kinds["dense_materialised"],
+        "ratios_at_longest": {
+            "length": int(top),
+            "dense_over_window_speed": round(at["dense"]["ms"] / at["window"]["ms"], 2),
+            "complete_over_window_speed": round(at["complete"]["ms"] / at["window"]["ms"], 2),
+            "dense_over_window_memory": round(
+                at["dense"]["peak_mib"] / at["window"]["peak_mib"], 2),
+            "dense_materialised_over_window_memory": round(
+                at["dense_materialised"]["peak_mib"] / at["window"]["peak_mib"], 2),
+            "complete_over_window_memory": round(
+                at["complete"]["peak_mib"] / at["window"]["peak_mib"], 2),
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m repro.bench_long", description=__doc__)
+    """The child: every kind at every length, printed as one JSON object."""
+    parser = argparse.ArgumentParser(prog="python -m repro.bench.long", description=__doc__)
     parser.add_argument("--lengths", type=int, nargs="+", required=True)
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--kinds", nargs="+", default=list(LONG_ATTENTION_KINDS),
+                        choices=LONG_ATTENTION_KINDS)
     parser.add_argument("--heads", type=int, required=True)
     parser.add_argument("--head-dim", type=int, required=True)
     parser.add_argument("--window", type=int, required=True)

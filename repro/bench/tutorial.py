@@ -35,6 +35,8 @@ from dgl_transformer.nn.attention import MultiHeadAttention
 from dgl_transformer.nn.batch import PackedBatch
 from dgl_transformer.nn.model import Seq2SeqBase
 
+from .variants import key_query_scores
+
 NodeFn = Callable[[dgl.udf.NodeBatch], dict[str, Tensor]]
 
 
@@ -57,11 +59,6 @@ def batch_graph(
         start += len(u)
     g = dgl.graph((torch.cat(us), torch.cat(vs)), num_nodes=n_src + int(tgt_lens.sum()))
     return g, eids, torch.arange(n_src), torch.arange(n_src, g.num_nodes())
-
-
-def _scores(edges: dgl.udf.EdgeBatch) -> dict[str, Tensor]:
-    """``k_j . q_i`` per head, gathered onto every edge ``j -> i``."""
-    return {"score": (edges.src["k"] * edges.dst["q"]).sum(-1, keepdim=True)}
 
 
 def _projection(attn: MultiHeadAttention, part: int, x: Tensor) -> Tensor:
@@ -126,7 +123,7 @@ class TutorialStyleTransformer(Seq2SeqBase):
         scale = attn.head_dim**0.5
         g.apply_nodes(project_q, queries)
         g.apply_nodes(project_kv, keys)
-        g.apply_edges(_scores, eids)
+        g.apply_edges(key_query_scores, eids)
         g.apply_edges(lambda e: {"e": torch.exp((e.data["score"] / scale).clamp(-5, 5))}, eids)
         kept, p = "e", self.attn_dropout()
         if p:
