@@ -200,7 +200,7 @@ CHECKS: list[Check] = [
        'accuracy["hierarchical (w=2)"] - accuracy["window (w=2)"]', ">=",
        "0.08 if QUICK else 0.15"),
     _c("tests", "tests/test_toy.py::test_reverse_task_learned_on_held_out_strings",
-       "the toy model learns to reverse (exact match)", "exact_match", ">=", 0.95,
+       "the toy model learns to reverse (exact match)", "exact_match", ">=", 0.93,
        modes=("default",)),
     _c("tests", "tests/test_toy.py::test_reverse_task_learned_on_held_out_strings",
        "... its loss falls tenfold (last / first)", "loss_ratio", "<", 0.1, modes=("default",)),

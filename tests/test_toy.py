@@ -37,4 +37,4 @@ def test_reverse_task_learned_on_held_out_strings(one_thread, train_seed, record
     accuracy = exact_match(model, src, tgt)
     record_property("exact_match", accuracy)
     assert losses[-1] / losses[0] < 0.1
-    assert accuracy >= 0.95  # seeds and CPU paths spread it (notebooks/README.md, the audit)
+    assert accuracy >= 0.93  # seeds and CPU paths spread it (notebooks/README.md, the audit)
