@@ -164,6 +164,18 @@ def _check_sizes(sources: Sequence[object], refs_raw: Sequence[str],
         raise DataError(f"evaluate: {sizes}: every source needs its reference")
 
 
+def _translate_and_score(
+    translator: Translator, translate: Callable[[], list[str]], refs_raw: Sequence[str],
+    refs_tok: Sequence[str] | None,
+) -> tuple[list[str], dict[str, object]]:
+    """Run ``translate``; its output, every protocol's score, the decoding time and count."""
+    started = time.perf_counter()
+    hyps = translate()
+    seconds = time.perf_counter() - started
+    return hyps, {**bleu_scores(hyps, refs_raw, refs_tok, translator.pipeline.tgt_lang),
+                  "decode_seconds": round(seconds, 1), "sentences": len(hyps)}
+
+
 def evaluate_ids(
     translator: Translator, sources: Sequence[Sequence[int]], refs_raw: Sequence[str],
     refs_tok: Sequence[str] | None = None, **decode: object,
@@ -172,13 +184,9 @@ def evaluate_ids(
     scores with their signatures, the decoding time, the sentence count and how many sources
     were longer than the model's ``max_len`` (cut, with a warning: see ``translate_ids``)."""
     _check_sizes(sources, refs_raw, refs_tok)
-    started = time.perf_counter()
-    hyps = translator.translate_encoded(sources, **decode)
-    seconds = time.perf_counter() - started
-    scores = {**bleu_scores(hyps, refs_raw, refs_tok, translator.pipeline.tgt_lang),
-              "decode_seconds": round(seconds, 1), "sentences": len(hyps),
-              "sources_cut": truncated(sources, translator.model.cfg.max_len)}
-    return hyps, scores
+    hyps, scores = _translate_and_score(
+        translator, lambda: translator.translate_encoded(sources, **decode), refs_raw, refs_tok)
+    return hyps, {**scores, "sources_cut": truncated(sources, translator.model.cfg.max_len)}
 
 
 def evaluate_split(
@@ -202,13 +210,9 @@ def evaluate_text(
     sentences in pieces, never cut) and score them like :func:`evaluate_ids`, counting the
     sentences translated in pieces (``sources_in_pieces``)."""
     _check_sizes(sources, refs_raw, refs_tok)
-    started = time.perf_counter()
-    hyps = translator.translate(sources, **decode)
-    seconds = time.perf_counter() - started
-    scores = {**bleu_scores(hyps, refs_raw, refs_tok, translator.pipeline.tgt_lang),
-              "decode_seconds": round(seconds, 1), "sentences": len(hyps),
-              "sources_in_pieces": len(translator.long_lines)}
-    return hyps, scores
+    hyps, scores = _translate_and_score(
+        translator, lambda: translator.translate(sources, **decode), refs_raw, refs_tok)
+    return hyps, {**scores, "sources_in_pieces": len(translator.long_lines)}
 
 
 HELP = "score a checkpoint on a Multi30k split or on files, with every BLEU protocol"
