@@ -222,3 +222,28 @@ def test_train_step_updates_and_refuses_a_non_finite_loss():
         train_step(model, batch, opt, clip_norm=1.0)
     for key, value in model.state_dict().items():
         assert torch.equal(value.nan_to_num(), kept[key].nan_to_num()), key
+
+
+@pytest.mark.parametrize("activation", [None, 0.0, 0.2])
+def test_activation_dropout_is_the_ffn_dropout_and_defaults_to_dropout(activation):
+    cfg = TransformerConfig(src_vocab=9, tgt_vocab=9, d_model=8, d_ff=16, dropout=0.3,
+                            activation_dropout=activation)
+    model = GraphTransformer(cfg)
+    inner = [m.p for layer in [*model.encoder, *model.decoder] for m in layer.ffn
+             if isinstance(m, torch.nn.Dropout)]
+    outer = [layer.drop.p for layer in [*model.encoder, *model.decoder]]
+    assert inner == [0.3 if activation is None else activation] * 6
+    assert outer == [0.3] * 6 and model.embed_drop.p == 0.3
+
+
+def test_activation_dropout_acts_in_training_alone():
+    src, tgt = [torch.tensor([4, 5, 6])], [torch.tensor([7, 8])]
+
+    def two_passes_differ(activation: float) -> bool:
+        cfg = TransformerConfig(src_vocab=9, tgt_vocab=9, d_model=8, d_ff=16, dropout=0.0,
+                                activation_dropout=activation)
+        model = GraphTransformer(cfg).train()
+        batch = model.collate(src, tgt)
+        return not torch.equal(model(batch), model(batch))
+
+    assert two_passes_differ(0.5) and not two_passes_differ(0.0)

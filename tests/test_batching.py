@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dgl_transformer.mt.batching import make_batches
+from dgl_transformer.mt.batching import group_updates, make_batches
 
 RNG = np.random.default_rng(123)
 SRC = RNG.integers(3, 40, size=3000).tolist()
@@ -79,3 +79,50 @@ def test_edge_cases_and_bad_input():
         make_batches([1], [1], 0, shuffle=True)
     with pytest.raises(ValueError, match=">= 0"):
         make_batches([1, -2], [1, 1], 10, shuffle=True)
+
+
+def fairseq_reference(src: list[int], tgt: list[int], order: list[int], max_tokens: int):
+    """fairseq's ``batch_by_size`` as its docs state it, written plainly: add pairs in order;
+    when ``(sentences + 1) * longest`` would pass the budget, emit the largest multiple of 8
+    sentences (or the remainder below 8) and carry the rest over."""
+    batches, batch, lens = [], [], []
+    for i in order:
+        lens.append(max(src[i], tgt[i]))
+        if batch and (len(batch) + 1) * max(lens) > max_tokens:
+            keep = max(8 * (len(batch) // 8), len(batch) % 8)
+            batches.append(batch[:keep])
+            batch, lens = batch[keep:], lens[keep:]
+        batch.append(i)
+    return batches + [batch] if batch else batches
+
+
+def test_fairseq_rule_matches_a_plain_reference_and_its_budget():
+    batches = make_batches(SRC, TGT, 600, shuffle=False, rule="fairseq")
+    order = sorted(range(len(SRC)), key=lambda i: (SRC[i], TGT[i], i))
+    assert batches == fairseq_reference(SRC, TGT, order, 600)
+    assert sorted(i for b in batches for i in b) == list(range(len(SRC)))
+    assert all(len(b) * max(max(SRC[i], TGT[i]) for i in b) <= 600 for b in batches)
+    # full batches hold a multiple of 8 sentences; the rule is not the token count's
+    assert all(len(b) % 8 == 0 for b in batches[:-1] if len(b) >= 8)
+    assert batches != make_batches(SRC, TGT, 600, shuffle=False)
+
+
+def test_fairseq_rule_shuffles_batches_not_their_contents():
+    a = make_batches(SRC, TGT, 600, shuffle=True, seed=1, epoch=0, rule="fairseq")
+    b = make_batches(SRC, TGT, 600, shuffle=True, seed=1, epoch=1, rule="fairseq")
+    assert a != b
+    for batches in (a, b):  # each batch is still a run of similar lengths
+        assert np.mean([np.ptp([SRC[i] for i in x]) for x in batches if len(x) > 1]) <= 1
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="rule must be one of tokens, fairseq"):
+        make_batches(SRC, TGT, 600, shuffle=False, rule="sentences")
+
+
+def test_group_updates_joins_consecutive_batches():
+    batches = [[0, 1], [2], [3, 4, 5], [6], [7]]
+    assert group_updates(batches, 2) == [[0, 1, 2], [3, 4, 5, 6], [7]]
+    assert group_updates(batches, 1) == batches
+    with pytest.raises(ValueError, match="per_update must be >= 1"):
+        group_updates(batches, 0)

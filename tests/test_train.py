@@ -3,12 +3,14 @@ determinism, and data-parallel training with torchrun (gloo on CPU)."""
 
 import copy
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
 from dgl_transformer import training
 from dgl_transformer.mt import checkpoint, train
+from dgl_transformer.mt.configs import VAL_BLEU_KEYS
 from dgl_transformer.mt.data import fetch
 from repro import run as repro_run
 
@@ -33,7 +36,8 @@ TINY = {
               "val_bleu_sentences": 5, "average_last": 2},
     "eval": {"max_len_a": 0.0, "max_len_b": 5},
 }
-TIMING = {"tokens_per_s", "elapsed_s", "train_seconds"}  # wall-clock fields, never compared
+#: Wall-clock and machine-load fields, never compared.
+TIMING = {"tokens_per_s", "elapsed_s", "train_seconds", "load_1m"}
 
 
 def write_config(path: Path, data_root: Path, **changes: dict) -> Path:
@@ -277,3 +281,70 @@ def test_val_pairs_longer_than_the_model_are_left_out_with_a_message(data_root, 
     assert left_out and int(left_out.group(1)) > 0, err[-2000:]
     epoch = next(r for r in records(tmp_path / "run") if r["kind"] == "epoch")
     assert epoch["val_nll"] > 0
+
+
+#: ``python -c STOPPER STEP train-args...``: train, and send itself SIGTERM right after logging
+#: step STEP (as `kill` or a session's end would), a deterministic instant.
+STOPPER = KILLER.replace("signal.SIGKILL", "signal.SIGTERM")
+
+
+def test_sigterm_stops_after_the_update_with_a_checkpoint_and_resumes_exactly(
+    reference, tmp_path
+):
+    config, ref = reference
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-c", STOPPER, "7", *train_cmd(config, run)[3:]]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert f"interrupted: stopped at step 7 with a checkpoint in {run}; --resume continues" \
+        in proc.stderr
+    assert checkpoint.load(run / "last.pt")["step"] == 7  # nothing after the update is lost
+    assert not (run / "final.pt").exists()
+
+    proc = subprocess.run(train_cmd(config, run, "--resume"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resuming at epoch 1, batch 2, step 7" in proc.stderr
+    assert "metrics.jsonl: dropped" not in proc.stderr  # the checkpoint covers every record
+    assert records(run) == records(ref)
+    assert_same_weights(checkpoint.TrainedModel.load(run / "final.pt").model,
+                        checkpoint.TrainedModel.load(ref / "final.pt").model)
+
+
+def test_no_warmup_peaks_at_update_one_and_keep_average_takes_the_average(data_root, tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", data_root,
+                          train={"warmup": "none", "keep": "average"})
+    run = tmp_path / "run"
+    assert train.main(["--config", str(config), "--set", f"train.out_dir={run}"]) == 0
+    lrs = [r["lr"] for r in records(run) if r["kind"] == "train"]
+    peak = train.load_config(config).train.lr
+    # logged after update s, lr is that of update s + 1: the peak up to the warm-up update
+    # (10), then the inverse-sqrt decay a warm-up run has
+    assert lrs == pytest.approx([peak] * 9 + [peak * math.sqrt(10 / 11)])
+    final = checkpoint.TrainedModel.load(run / "final.pt")
+    assert final.chosen == "average_last_2"
+    assert final.candidates.keys() == {"last", "average_last_2"}
+
+
+def test_keep_better_chooses_on_the_headline_protocols_val_bleu(reference):
+    _, ref = reference
+    final = checkpoint.TrainedModel.load(ref / "final.pt")
+    key = VAL_BLEU_KEYS[final.run_config["eval"]["protocol"]]
+    assert final.run_config["eval"]["protocol"] == "bleu_dgl"
+    best = max(final.candidates.values(), key=lambda c: c[key])
+    assert final.candidates[final.chosen][key] == best[key]
+
+
+def test_patience_stops_after_epochs_without_a_lower_val_nll():
+    def limit(patience: int, val_nll: list[float]) -> str | None:
+        cfg = train.load_config(ROOT / "repro/configs/default.yaml",
+                                [f"train.patience={patience}", "train.max_steps=0"])
+        trainer = types.SimpleNamespace(
+            cfg=cfg, step=10, elapsed=0.0, rank=0,
+            history=[{"epoch": e, "val_nll": v} for e, v in enumerate(val_nll)])
+        return train.Trainer._limit_reached(trainer)
+
+    assert limit(2, [3.0, 2.0, 2.5]) is None
+    assert limit(2, [3.0, 2.0, 2.5, 2.0]) == "patience=2: val_nll last improved at epoch 1"
+    assert limit(2, [3.0, 2.0, 2.5, 1.9]) is None
+    assert limit(0, [3.0, 2.0, 2.5, 2.6, 2.7]) is None  # 0: no patience rule

@@ -149,7 +149,7 @@ def validation_scores(
     nll = mean_nll(model, batches)
     n = sentences or len(split.src)
     hyps = translate_ids(model, [s.tolist() for s in split.src[:n]],
-                         **{**vars(settings), "beam_size": 1})
+                         **{**settings.decoding(), "beam_size": 1})
     plain = [pipeline.decode_tgt(h, plain=True) for h in hyps]
     bleu = bleu_scores(plain, split.refs_raw[:n], split.refs_tok[:n], pipeline.tgt_lang)
     return {"val_nll": nll, "val_bleu_greedy": bleu["bleu_tok_lc"],

@@ -5,20 +5,28 @@
     python -m dgl_transformer.mt.train --config ...      # the same
     torchrun --nproc_per_node=2 -m dgl_transformer.mt.train --config ...   # data-parallel (DDP)
 
-One loop, no framework: token-budget batches (no padding), label-smoothed cross-entropy, Adam
-with linear warm-up then inverse-sqrt decay, gradient clipping. A progress bar shows loss,
-tokens/s and ETA; ``metrics.jsonl`` in the run directory gets one JSON record per
-``train.log_every`` updates (``kind: train``), per epoch (``epoch``) and at the end (``final``).
+One loop, no framework: token-budget batches (no padding; our count or fairseq's, and
+``train.batches_per_update`` of them in one update), label-smoothed cross-entropy, Adam with
+linear warm-up (or none) then inverse-sqrt decay, gradient clipping. A run stops at
+``train.max_steps`` updates (the recorded runs are limited by updates, so that they do not
+depend on the machine's load), at ``train.max_epochs``, when val NLL has not improved for
+``train.patience`` epochs, or at the safety time limit. A progress bar shows loss, tokens/s and
+ETA; ``metrics.jsonl`` in the run directory gets one JSON record per ``train.log_every``
+updates (``kind: train``, with the machine's 1-minute load average), per epoch (``epoch``) and
+at the end (``final``).
 
 A checkpoint (model, optimizer, schedule, RNG states, data position, running sums and the
 metrics log's size) is written atomically every ``train.checkpoint_every`` updates and at
 each epoch end. ``--resume`` continues exactly where a killed run's last checkpoint stopped:
-on CPU the resumed run's losses and weights equal an uninterrupted run's bit for bit.
+on CPU the resumed run's losses and weights equal an uninterrupted run's bit for bit. Ctrl-C
+or SIGTERM stops a run at the end of the current update with a checkpoint, so a run of many
+hours can be trained in pieces.
 ``metrics.jsonl`` is cut back to its size at that checkpoint, so the records a killed run
 wrote after it are not duplicated. A non-finite loss or gradient stops training before the
 update, with the last good checkpoint untouched. After every epoch: validation loss and greedy
 validation BLEU. At the end, the last epoch and the average of the last ``train.average_last``
-epochs are compared on validation BLEU and the better becomes ``final.pt``, which carries
+epochs are both scored on val, and ``final.pt`` gets the one ``train.keep`` names (by default
+the better on greedy val BLEU in the run's headline protocol, ``eval.protocol``). It carries
 everything ``translate`` needs (model config, weights, subword model).
 
 With DDP each global batch is the one a single process would use; rank ``r`` takes its
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -49,9 +58,9 @@ from ..nn.batch import PackedBatch
 from ..nn.model import GraphTransformer
 from ..training import NonFiniteLoss, build_optimizer, train_step
 from . import checkpoint
-from .batching import make_batches
+from .batching import group_updates, make_batches
 from .command import main as run_command
-from .configs import ConfigError, RunConfig, add_overrides_argument, load_config
+from .configs import VAL_BLEU_KEYS, ConfigError, RunConfig, add_overrides_argument, load_config
 from .corpus import ensure_data, load_splits
 from .data import DataError
 from .evaluate import validation_scores
@@ -62,11 +71,15 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss)."""
 
 
+class Interrupted(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM) and saved a checkpoint to resume from."""
+
+
 #: Keys a resumed run may change; every other data/model/train key must match the checkpoint.
 RESUMABLE_CHANGES = {
     "data.root", "data.val_limit", "train.out_dir", "train.threads", "train.max_epochs",
     "train.max_steps", "train.time_limit_minutes", "train.checkpoint_every", "train.log_every",
-    "train.average_last", "train.val_bleu_sentences",
+    "train.average_last", "train.val_bleu_sentences", "train.patience", "train.keep",
 }
 #: Gloo's default (30 min) is too short when rank 0 validates alone on a slow CPU.
 COLLECTIVE_TIMEOUT = timedelta(hours=3)
@@ -126,13 +139,14 @@ class Trainer:
         t = cfg.train
         self.opt, self.sched = build_optimizer(
             self.model.parameters(), lr=t.lr, warmup_steps=t.warmup_steps, betas=t.betas,
-            weight_decay=t.weight_decay)
+            weight_decay=t.weight_decay, warmup=t.warmup)
         self.step, self.epoch, self.batch_pos, self.elapsed = 0, 0, 0, 0.0
         # running sums: the log window, and the epoch's training NLL
         self.sums = dict.fromkeys(("loss", "nll", "tokens", "time", "epoch_nll",
                                    "epoch_tokens"), 0.0)
         self.history: list[dict[str, Any]] = []
         self.stopped: str | None = None
+        self.interrupted = False
         self.saved_step: int | None = None
         log_offset = 0
         if state is not None:
@@ -210,8 +224,15 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[int]]:
-        return make_batches(*self.train_set.lengths(), self.cfg.train.max_tokens, shuffle=True,
-                            seed=self.cfg.train.seed, epoch=epoch)
+        """The updates of ``epoch``: each a list of training pairs (``batches_per_update``
+        batches joined)."""
+        t = self.cfg.train
+        src, tgt = self.train_set.lengths()
+        if t.batch_rule == "fairseq":  # fairseq counts the source's EOS, which we do not feed
+            src = [n + 1 for n in src]
+        batches = make_batches(src, tgt, t.max_tokens, shuffle=True, seed=t.seed, epoch=epoch,
+                               rule=t.batch_rule)
+        return group_updates(batches, t.batches_per_update)
 
     def update(self, batch: list[int]) -> tuple[float, float, int]:
         """One update on a global batch (this rank collates its share); returns its smoothed
@@ -254,24 +275,35 @@ class Trainer:
         self._last_tick = now
 
     def out_of_time(self) -> bool:
-        t = self.cfg.train
-        if t.max_steps and self.step >= t.max_steps:
-            self.stopped = f"max_steps={t.max_steps}"
-        elif t.time_limit_minutes and self.elapsed >= 60 * t.time_limit_minutes:
-            self.stopped = f"time_limit_minutes={t.time_limit_minutes}"
-        stop = self.stopped is not None
+        """Whether to stop before the next update: a limit was reached (``stopped`` says
+        which), or the run was interrupted."""
+        self.stopped = self.stopped or self._limit_reached()
+        flags = [float(self.stopped is not None), float(self.interrupted)]
         if self.world > 1:  # every rank must stop at the same step
-            flag = torch.tensor([float(stop)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-            self.stopped = self.stopped or ("another rank stopped" if stop else None)
-        return stop
+            both = torch.tensor(flags)
+            dist.all_reduce(both, op=dist.ReduceOp.MAX)
+            flags = both.tolist()
+            self.stopped = self.stopped or ("another rank stopped" if flags[0] else None)
+            self.interrupted = bool(flags[1])
+        return any(flags)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        """Ctrl-C / SIGTERM: stop after the current update (a second one stops at once)."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.say(f"\n{signal.Signals(signum).name}: stopping after this update with a checkpoint")
 
     def fit(self) -> None:
-        """Train to the epoch, step or time limit, then write ``final.pt`` (rank 0)."""
+        """Train to the epoch, step or time limit, then write ``final.pt`` (rank 0). Raises
+        :class:`Interrupted` after saving a checkpoint when stopped by Ctrl-C or SIGTERM."""
+        handlers = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._fit()
         finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
             if self.log is not None:
                 self.log.close()
 
@@ -286,6 +318,9 @@ class Trainer:
                 self.train_epoch(bar)
         if self.saved_step != self.step:
             self.save()
+        if self.interrupted:
+            raise Interrupted(f"stopped at step {self.step} with a checkpoint in {self.out}; "
+                              "--resume continues")
         if self.rank == 0:
             self.finish()
         _barrier()  # ranks leave together: one exiting while rank 0 still validates can abort
@@ -321,6 +356,7 @@ class Trainer:
             "kind": "train", "step": self.step, "epoch": self.epoch,
             "loss": s["loss"] / tokens, "nll": s["nll"] / tokens,
             "lr": self.sched.get_last_lr()[0], "tokens_per_s": rate, "elapsed_s": self.elapsed,
+            "load_1m": os.getloadavg()[0],
         }
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
         self.write_log(record)
@@ -346,16 +382,33 @@ class Trainer:
         self.sums.update(epoch_nll=0.0, epoch_tokens=0.0)
         self.save()
 
+    def _limit_reached(self) -> str | None:
+        """Which limit stops the run now, if any: the update or time limit, or patience (val
+        NLL not lower for ``train.patience`` epochs, fairseq's rule; val runs on rank 0, which
+        tells the others)."""
+        t = self.cfg.train
+        if t.max_steps and self.step >= t.max_steps:
+            return f"max_steps={t.max_steps}"
+        if t.time_limit_minutes and self.elapsed >= 60 * t.time_limit_minutes:
+            return f"time_limit_minutes={t.time_limit_minutes}"
+        if t.patience and self.rank == 0 and self.history:
+            nll = [h["val_nll"] for h in self.history]
+            best = min(range(len(nll)), key=nll.__getitem__)
+            if len(nll) - 1 - best >= t.patience:
+                return (f"patience={t.patience}: val_nll last improved at epoch "
+                        f"{self.history[best]['epoch']}")
+        return None
+
     def validate(self, model: GraphTransformer) -> dict[str, float]:
-        """:func:`~dgl_transformer.mt.evaluate.validation_scores` on the val split (its
-        ``val_bleu_greedy``, on the ``bleu_tok_lc`` protocol, picks the final weights)."""
+        """:func:`~dgl_transformer.mt.evaluate.validation_scores` on the val split."""
         scores = validation_scores(model, self.val_set, self.pipeline, self.cfg.train.max_tokens,
                                    self.cfg.eval, self.cfg.train.val_bleu_sentences)
         model.train()
         return scores
 
     def finish(self) -> None:
-        """Pick last epoch vs. averaged last epochs on val BLEU; write ``final.pt``."""
+        """Score the last weights and the average of the last epochs on val, keep the one
+        ``train.keep`` names, and write ``final.pt``."""
         epochs = sorted(self.out.glob("epoch*.pt"))[-self.cfg.train.average_last :]
         candidates = {"last": self.model.state_dict()}
         if len(epochs) > 1:
@@ -369,7 +422,13 @@ class Trainer:
             probe.load_state_dict(weights)
             scores[name] = self.validate(probe)
             print(f"final candidate {name}: {scores[name]}", file=sys.stderr)
-        best = max(scores, key=lambda k: scores[k]["val_bleu_greedy"])
+        keep = self.cfg.train.keep
+        average = next((k for k in scores if k.startswith("average")), "last")
+        if keep == "better":
+            key = VAL_BLEU_KEYS[self.cfg.eval.protocol]
+            best = max(scores, key=lambda k: scores[k][key])
+        else:
+            best = average if keep == "average" else "last"
         checkpoint.TrainedModel(
             run_config=self.cfg.to_dict(), model_config=self.model_cfg.to_dict(),
             pipeline=self.pipeline.to_state(), model=candidates[best], chosen=best,
@@ -408,6 +467,9 @@ def command(args: argparse.Namespace) -> int:
     """``dgl-transformer train``: one run, from its config (and ``--set`` overrides)."""
     try:
         Trainer(load_config(args.config, args.set), args.resume).fit()
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
         return 130

@@ -18,7 +18,9 @@ class TransformerConfig:
     ``max_len`` bounds every sequence (source, or decoder input) and sizes the sinusoidal
     position table. ``share_embeddings`` ties the source embedding, the target embedding and
     the output projection into one matrix, which needs one joint vocabulary
-    (``src_vocab == tgt_vocab``).
+    (``src_vocab == tgt_vocab``). ``dropout`` applies to the embeddings and to every
+    sublayer's output; ``attn_dropout`` to the attention weights; ``activation_dropout`` after
+    the FFN's ReLU (``None``: the same as ``dropout``), as fairseq names them.
 
     Variants for the essay's questions: ``encoder_graph`` names the encoder's graph
     (``"complete"``, ``"window:4"``, ``"window_global:4:1"``, ``"random:4"``,
@@ -40,6 +42,7 @@ class TransformerConfig:
     n_dec_layers: int = 3
     dropout: float = 0.1
     attn_dropout: float = 0.0
+    activation_dropout: float | None = None
     max_len: int = 256
     share_embeddings: bool = False
     encoder_graph: str = "complete"
@@ -52,7 +55,8 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[str(f.type)]
+            want = {"int": int, "float": (int, float), "bool": bool, "str": str,
+                    "float | None": (int, float, type(None))}[str(f.type)]
             if isinstance(value, bool) and f.type != "bool" or not isinstance(value, want):
                 raise ValueError(f"TransformerConfig.{f.name} must be {f.type}, got {value!r}")
         positive = ["src_vocab", "tgt_vocab", "d_model", "n_heads", "d_ff", "max_len"]
@@ -68,8 +72,8 @@ class TransformerConfig:
                 f"TransformerConfig: d_model={self.d_model} is not divisible by "
                 f"n_heads={self.n_heads}"
             )
-        for name in ("dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+        for name in ("dropout", "attn_dropout", "activation_dropout"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1)")
         parse_encoder_graph(self.encoder_graph, self.graph_file)  # one-line ValueError if bad
         for name in ("enc_aggregator", "dec_aggregator"):

@@ -22,12 +22,16 @@ from .attention import Attend, MultiHeadAttention
 
 
 class FeedForward(nn.Sequential):
-    """Position-wise FFN: ``W2 dropout(relu(W1 x))``."""
+    """Position-wise FFN: ``W2 dropout(relu(W1 x))`` (fairseq's activation dropout)."""
 
     def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
         super().__init__(
             nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
         )
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 class ResidualLayer(nn.Module):
@@ -50,11 +54,12 @@ class EncoderLayer(ResidualLayer):
     """Self-attention, then the FFN, each in a residual block."""
 
     def __init__(
-        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True
+        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True,
+        activation_dropout: float | None = None,
     ) -> None:
         super().__init__(dropout, norm_first)
         self.self_attn = MultiHeadAttention(d_model, n_heads)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.ffn = FeedForward(d_model, d_ff, _or(activation_dropout, dropout))
         self.norm_attn, self.norm_ffn = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor, attend: Attend) -> Tensor:
@@ -66,12 +71,13 @@ class DecoderLayer(ResidualLayer):
     """Causal self-attention, then cross-attention to the encoder output, then the FFN."""
 
     def __init__(
-        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True
+        self, d_model: int, n_heads: int, d_ff: int, dropout: float, norm_first: bool = True,
+        activation_dropout: float | None = None,
     ) -> None:
         super().__init__(dropout, norm_first)
         self.self_attn = MultiHeadAttention(d_model, n_heads)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, cross=True)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.ffn = FeedForward(d_model, d_ff, _or(activation_dropout, dropout))
         self.norm_self = nn.LayerNorm(d_model)
         self.norm_cross = nn.LayerNorm(d_model)
         self.norm_ffn = nn.LayerNorm(d_model)

@@ -76,7 +76,8 @@ class Seq2SeqBase(nn.Module):
         self.src_embed = nn.Embedding(cfg.src_vocab, d)
         self.tgt_embed = self.src_embed if cfg.share_embeddings else nn.Embedding(cfg.tgt_vocab, d)
         self.register_buffer("pos_table", sinusoidal_positions(cfg.max_len, d), persistent=False)
-        layer_args = (d, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.norm_first)
+        layer_args = (d, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.norm_first,
+                      cfg.activation_dropout)
         self.encoder = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(cfg.n_dec_layers))
         # pre-LN leaves the residual stream unnormalised: a final LayerNorm on each side
