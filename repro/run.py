@@ -69,7 +69,8 @@ def machine() -> dict[str, object]:
 #: recipe: training resumes from its last checkpoint and writes a new ``final.pt``.
 #: Named like ``train.RESUMABLE_CHANGES``, of which they are a part.
 FINISHING_SETTINGS = ("data.val_limit", "train.max_epochs", "train.max_steps",
-                      "train.time_limit_minutes", "train.average_last", "train.val_bleu_sentences")
+                      "train.time_limit_minutes", "train.patience", "train.average_last",
+                      "train.keep", "train.val_bleu_sentences", "eval.protocol")
 
 
 def finished(saved: dict, cfg: dict) -> bool:
