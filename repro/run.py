@@ -28,10 +28,12 @@ from dgl_transformer.mt import checkpoint
 from dgl_transformer.mt.checkpoint import CheckpointError
 from dgl_transformer.mt.configs import (
     ConfigError,
+    RunConfig,
     add_overrides_argument,
     load_config,
     overrides_args,
 )
+from dgl_transformer.mt.corpus import load_splits
 from dgl_transformer.mt.data import DataError, available_test_sets, fetch, read_split
 from dgl_transformer.mt.evaluate import evaluate_split
 from dgl_transformer.mt.generate import Translator
@@ -110,15 +112,18 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     return resumed
 
 
-def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
+def evaluate(
+    final: Path, root: Path, threads: int
+) -> tuple[dict, list[dict], dict[str, list[str]]]:
     """Beam-search every available test set (``dgl-transformer evaluate``'s functions);
-    return the scores and sample translations."""
+    return the scores, sample translations and every split's translations."""
     torch.set_num_threads(threads)
     translator = Translator.from_checkpoint(final)
     pipeline = translator.pipeline
-    scores, samples = {}, []
+    scores, samples, outputs = {}, [], {}
     for split in available_test_sets(root, pipeline.src_lang, pipeline.tgt_lang, "raw"):
         plain, scores[split] = evaluate_split(translator, root, split)
+        outputs[split] = plain
         print(f"{split}: {json.dumps(scores[split])}", file=sys.stderr)
         if not samples:
             src_raw = read_split(root, split, pipeline.src_lang, "raw")
@@ -126,7 +131,36 @@ def evaluate(final: Path, root: Path, threads: int) -> tuple[dict, list[dict]]:
             every = max(1, len(plain) // 20)
             samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
                         "hypothesis": plain[i]} for i in range(0, len(plain), every)][:20]
-    return scores, samples
+    return scores, samples, outputs
+
+
+def write_outputs(name: str, tgt_lang: str, outputs: dict[str, list[str]]) -> list[str]:
+    """Each split's translations, one per line, as ``repro/results/outputs/<name>.<split>.
+    <lang>`` (what paired comparisons between runs read); returns the paths written."""
+    folder = RESULTS / "outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, lines in outputs.items():
+        path = folder / f"{name}.{split}.{tgt_lang}"
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        paths.append(path.as_posix())
+    return paths
+
+
+def epoch_tokens(cfg: RunConfig, final: Path, root: Path) -> int:
+    """Source and target tokens (graph nodes, as ``train.max_tokens`` counts them with the
+    ``tokens`` rule) of one epoch of the run's training pairs."""
+    pipeline = Translator.from_checkpoint(final).pipeline
+    train_set = load_splits(cfg, pipeline, root)[0]
+    return sum(map(sum, train_set.lengths()))
+
+
+def mean_load(out_dir: Path) -> float | None:
+    """The machine's mean 1-minute load average over the run's logged updates (None for a
+    log without it)."""
+    lines = (out_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    loads = [r["load_1m"] for r in map(json.loads, lines) if "load_1m" in r]
+    return round(sum(loads) / len(loads), 2) if loads else None
 
 
 #: Validation BLEU levels whose first crossing ``time_to_bleu`` records.
@@ -166,7 +200,7 @@ def record(config: str, overrides: list[str], command: str) -> tuple[dict, list[
     fetch(root, langs=(cfg.data.src_lang, cfg.data.tgt_lang))
     resumed = train(config, overrides, out_dir)
     final = out_dir / "final.pt"
-    scores, samples = evaluate(final, root, cfg.train.threads)
+    scores, samples, outputs = evaluate(final, root, cfg.train.threads)
     state = checkpoint.TrainedModel.load(final)
     result = {
         "name": cfg.name, "command": command,
@@ -175,7 +209,9 @@ def record(config: str, overrides: list[str], command: str) -> tuple[dict, list[
         "train_steps": state.steps, "epochs": len(state.history),
         "time_to_bleu": time_to_bleu(state.history),
         "stopped_early": state.stopped, "wall_seconds": round(time.time() - started, 1),
-        "resumed_from": resumed,
+        "resumed_from": resumed, "load_1m_mean": mean_load(out_dir),
+        "tokens_per_epoch": epoch_tokens(cfg, final, root),
+        "outputs": write_outputs(cfg.name, cfg.data.tgt_lang, outputs),
         "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
         "config": cfg.to_dict(), "history": state.history,
     }

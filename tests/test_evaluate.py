@@ -11,8 +11,7 @@ import math
 import pytest
 from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
-from dgl_transformer.mt.data import read_split
-from dgl_transformer.mt.evaluate import (
+from dgl_transformer.mt.bleu import (
     PROTOCOLS,
     bleu_cased,
     bleu_dgl,
@@ -21,6 +20,7 @@ from dgl_transformer.mt.evaluate import (
     dgl_tokenize,
     protocol_bleu,
 )
+from dgl_transformer.mt.data import read_split
 from dgl_transformer.mt.text import preprocess
 
 REF = "Ein Mann im T-Shirt spielt Fußball."

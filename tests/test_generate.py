@@ -43,7 +43,7 @@ def test_translator_translates_lines_with_the_checkpoint_settings(translator):
     assert len(out) == 3 and out[1] == ""
     ids = [translator.pipeline.encode_src(s) for s in LINES]
     expected = [translator.pipeline.decode_tgt(h, plain=True) if h else ""
-                for h in translate_ids(translator.model, ids, **vars(translator.settings))]
+                for h in translate_ids(translator.model, ids, **translator.settings.decoding())]
     assert out == [" ".join(e.split()) for e in expected]
     assert translator.settings.max_len_b == 3  # the checkpoint's eval section
 

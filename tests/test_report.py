@@ -16,8 +16,12 @@ from repro.report.repro_results import (
     RESULT_PROTOCOL_COLUMNS,
     RESULTS_SECTION,
     TARGETS_SECTION,
+    headline,
+    in_search,
     results_table,
+    score_cell,
     target_report,
+    updates,
     wall_time,
 )
 
@@ -54,23 +58,35 @@ def test_table_rows_come_from_result_files(tmp_path):
 
 
 def test_the_recorded_results_each_have_their_row(monkeypatch):
-    """One row per result file of a run that scored test2016 (not bench.json), in file order,
-    with that file's scores in their protocols' columns (older files lack some), its wall
-    time and its path; after the published anchors."""
+    """One row per result file of a run that scored test2016 (not bench.json, not the
+    default's search and seeds), with that file's scores in their protocols' columns (older
+    files lack some), its updates, wall time and path; each after the published anchors of
+    the protocol it leads with."""
     monkeypatch.chdir(ROOT)
     files = [p for p in sorted(Path("repro/results").glob("*.json"))
-             if "test_2016_flickr" in json.loads(p.read_text()).get("scores", {})]
-    assert [p.stem for p in files] == ["default", "long", "word"]
+             if "test_2016_flickr" in json.loads(p.read_text()).get("scores", {})
+             and not in_search(p.stem)]
+    assert "default.json" in [p.name for p in files]
     rows = results_table(Path("repro/results")).splitlines()[2:]
     assert len(rows) == len(PUBLISHED_BLEU_ANCHORS) + len(files)
-    for row, path in zip(rows[len(PUBLISHED_BLEU_ANCHORS):], files, strict=True):
+    names = [row.strip("|").split("|")[0].strip() for row in rows]
+    for path in files:
         r = json.loads(path.read_text())
         s = r["scores"]["test_2016_flickr"]
+        row = next(row for row in rows if row.startswith(f"| **ours: {r['name']}**"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[0].startswith(f"**ours: {r['name']}**")
-        assert cells[1:] == [*(f"**{s[p]:.2f}**" if p in s else "-"
-                               for p in RESULT_PROTOCOL_COLUMNS),
-                             wall_time(r), f"`{path.as_posix()}`"]
+        assert cells[1:] == [*(score_cell(s, p) for p in RESULT_PROTOCOL_COLUMNS),
+                             updates(r), wall_time(r), f"`{path.as_posix()}`"]
+        anchors = [i for i, (_, p, _) in enumerate(PUBLISHED_BLEU_ANCHORS) if p == headline(r)]
+        first_anchor = names.index(PUBLISHED_BLEU_ANCHORS[anchors[0]][0])
+        assert rows.index(row) > first_anchor
+
+
+def test_a_score_cell_shows_its_interval():
+    scores = {"bleu_dgl": 37.031, "bleu_dgl_ci95": [36.1, 38.02], "bleu_cased": 36.5}
+    assert score_cell(scores, "bleu_dgl") == "**37.03** [36.10, 38.02]"
+    assert score_cell(scores, "bleu_cased") == "**36.50**"
+    assert score_cell(scores, "bleu_tok_lc") == "-"
 
 
 def test_the_readme_sections_are_generated_from_the_recorded_results(monkeypatch):
@@ -101,7 +117,9 @@ def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
 
 
 def test_finishing_settings_are_ones_a_resumed_run_may_change():
-    assert set(run.FINISHING_SETTINGS) <= RESUMABLE_CHANGES
+    """Resuming checks the data, model and train sections; eval settings may always change."""
+    training = {s for s in run.FINISHING_SETTINGS if not s.startswith("eval.")}
+    assert training <= RESUMABLE_CHANGES and training < set(run.FINISHING_SETTINGS)
 
 
 def test_targets_say_met_or_missed_by_how_much(tmp_path):
@@ -110,7 +128,8 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     r["history"] = [{"epoch": e, "elapsed_s": 60.0 * e, "val_bleu_greedy": b, "val_nll": n}
                     for e, (b, n) in enumerate([(20.0, 3.0), (30.0, 2.5), (29.0, 2.4)])]
     r.update(time_to_bleu={"metric": "m", "30": 1.0, "35": None}, stopped_early=None,
-             val_candidates={"last": {"val_bleu_greedy": 29.0}}, chosen_weights="last",
+             val_candidates={"last": {"val_bleu_greedy": 29.0, "val_bleu_dgl": 28.5}},
+             chosen_weights="last",
              train_steps=1234)
     r["config"]["train"] = {"max_tokens": 6000}
     (tmp_path / "default.json").write_text(json.dumps(r))
@@ -121,9 +140,9 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     assert text.count("* **") == 2  # only runs named in REPRO_BLEU_TARGETS
     assert "* **word**: `bleu_dgl` 35.50: DGL Transformer example's best published 36.45 not " \
            "reached (-0.95)" in text
-    assert "`bleu_dgl` 37.25: target 38.0 missed by 0.75" in text
+    assert "`bleu_dgl` 37.25: target 38.00 missed by 0.75" in text
     assert "36.45 passed (+0.80)" in text
-    assert "`bleu_tok_lc` 40.50: target 40.0 met" in text and "41.02 not reached (-0.52)" in text
+    assert "`bleu_tok_lc` 40.50: target 40.00 met" in text and "41.02 not reached (-0.52)" in text
     assert "30 at 1.0 min, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
     assert "fell by 0.300 per epoch (still improving" in text
     assert "Training saw 1,234 updates of at most 6,000 source and target tokens together (at " \

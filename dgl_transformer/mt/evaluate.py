@@ -5,19 +5,8 @@ a Multi30k split or on any files.
     dgl-transformer evaluate --checkpoint ... --split val
     dgl-transformer evaluate --checkpoint ... --src in.en --ref ref.de [--ref-tok ref.tok.de]
 
-Every score is sacreBLEU's corpus BLEU of detokenised (plain) model output, prepared as each
-protocol prescribes, and is reported with sacreBLEU's signature:
-
-* ``bleu_cased``: sacreBLEU's default (``13a`` tokenisation, cased) against the raw cased
-  references: the modern standard, comparable with recent papers.
-* ``bleu_dgl``: DGL's example (``tokenizer.perl -a -no-escape`` on the raw files, then
-  ``multi-bleu.perl`` without ``-lc``): hypotheses and raw references both go through
-  :func:`dgl_tokenize` and sacreBLEU scores the tokens as they are (``tokenize="none"``), cased.
-* ``bleu_tok_lc``: against the official lowercased, Moses-tokenised, escaped references
-  (``*.lc.norm.tok.*``). Hypotheses go through the same steps (lowercase, punctuation
-  normalisation, Moses tokenisation with escaping) and sacreBLEU scores with
-  ``tokenize="none"``: the protocol of Transformer-Tiny and the multimodal-MT literature.
-* ``bleu_lc``: ``bleu_cased`` lowercased (kept because older result files have it).
+Every score is one of the published protocols of ``mt/bleu.py`` (``bleu_cased``, ``bleu_dgl``,
+``bleu_tok_lc``, ``bleu_lc``), with sacreBLEU's signature and its 95% bootstrap interval.
 """
 
 from __future__ import annotations
@@ -30,13 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import sacrebleu
 import torch
 
 from ..nn.batch import PackedBatch
 from ..nn.model import GraphTransformer
 from ..training import smoothed_and_nll
 from .batching import make_batches
+from .bleu import bleu_scores
 from .checkpoint import CheckpointError
 from .command import main as run_command
 from .configs import ConfigError, EvalSection
@@ -49,79 +38,8 @@ from .generate import (
     translator_from_args,
     truncated,
 )
-from .text import TextPipeline, moses, preprocess
+from .text import TextPipeline
 from .translate import read_file
-
-
-def dgl_tokenize(text: str, lang: str) -> str:
-    """DGL's tokenisation: Moses ``tokenizer.perl -a -no-escape -l <lang>`` (via sacremoses).
-
-    Cased, no punctuation normalisation, no XML escaping, and aggressive hyphen splitting: a
-    hyphen between letters or digits becomes its own token ``@-@`` (``T-Shirt`` ->
-    ``T @-@ Shirt``); tokens are joined by single spaces.
-    """
-    return moses(lang)[1].tokenize(
-        text, aggressive_dash_splits=True, escape=False, return_str=True
-    )
-
-
-#: How each protocol scores: sacreBLEU's options, then how hypotheses and references are
-#: prepared (``None``: used as given). The reference set is raw text, except for bleu_tok_lc.
-PROTOCOLS: dict[str, tuple[dict[str, object], Callable[[str, str], str] | None,
-                           Callable[[str, str], str] | None]] = {
-    "bleu_cased": ({}, None, None),
-    "bleu_dgl": ({"tokenize": "none", "force": True}, dgl_tokenize, dgl_tokenize),
-    "bleu_tok_lc": ({"tokenize": "none", "force": True}, preprocess, None),
-    "bleu_lc": ({"lowercase": True}, None, None),
-}
-
-
-def protocol_bleu(
-    protocol: str, hyps_plain: Sequence[str], refs: Sequence[str], lang: str
-) -> tuple[float, str]:
-    """BLEU (rounded to 2 decimals) and sacreBLEU signature of one of :data:`PROTOCOLS`."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown BLEU protocol '{protocol}' (known: {', '.join(PROTOCOLS)})")
-    options, prepare_hyp, prepare_ref = PROTOCOLS[protocol]
-    if len(hyps_plain) != len(refs):
-        raise ValueError(f"{protocol}: {len(hyps_plain)} hypotheses but {len(refs)} references")
-    hyps = [prepare_hyp(h, lang) for h in hyps_plain] if prepare_hyp else list(hyps_plain)
-    refs = [prepare_ref(r, lang) for r in refs] if prepare_ref else list(refs)
-    metric = sacrebleu.BLEU(**options)
-    score = metric.corpus_score(hyps, [refs]).score
-    return round(score, 2), str(metric.get_signature())
-
-
-def bleu_scores(
-    hyps_plain: Sequence[str], refs_raw: Sequence[str], refs_tok: Sequence[str] | None,
-    tgt_lang: str,
-) -> dict[str, float | str]:
-    """Every protocol's score (``bleu_cased`` first) and its ``<name>_signature``;
-    ``bleu_tok_lc`` only with the official tokenised references ``refs_tok``."""
-    scores: dict[str, float | str] = {}
-    for protocol in PROTOCOLS:
-        if protocol == "bleu_tok_lc" and refs_tok is None:
-            continue
-        refs = refs_tok if protocol == "bleu_tok_lc" else refs_raw
-        scores[protocol], scores[f"{protocol}_signature"] = protocol_bleu(
-            protocol, hyps_plain, refs, tgt_lang
-        )
-    return scores
-
-
-def bleu_cased(hyps_plain: Sequence[str], refs_raw: Sequence[str]) -> float:
-    """``bleu_cased``: sacreBLEU's default against raw references (see the module docstring)."""
-    return protocol_bleu("bleu_cased", hyps_plain, refs_raw, "")[0]
-
-
-def bleu_dgl(hyps_plain: Sequence[str], refs_raw: Sequence[str], tgt_lang: str) -> float:
-    """``bleu_dgl``: DGL's cased tokenised BLEU against raw references (module docstring)."""
-    return protocol_bleu("bleu_dgl", hyps_plain, refs_raw, tgt_lang)[0]
-
-
-def bleu_tok_lc(hyps_plain: Sequence[str], refs_tok: Sequence[str], tgt_lang: str) -> float:
-    """BLEU against official lowercased tokenised references (see the module docstring)."""
-    return protocol_bleu("bleu_tok_lc", hyps_plain, refs_tok, tgt_lang)[0]
 
 
 @torch.no_grad()
@@ -172,7 +90,8 @@ def _translate_and_score(
     started = time.perf_counter()
     hyps = translate()
     seconds = time.perf_counter() - started
-    return hyps, {**bleu_scores(hyps, refs_raw, refs_tok, translator.pipeline.tgt_lang),
+    return hyps, {**bleu_scores(hyps, refs_raw, refs_tok, translator.pipeline.tgt_lang,
+                                intervals=True),
                   "decode_seconds": round(seconds, 1), "sentences": len(hyps)}
 
 
@@ -272,9 +191,10 @@ def command(args: argparse.Namespace) -> int:
     for name, scores in results.items():
         print(name)
         for key, value in scores.items():
-            if not key.endswith("_signature"):
-                signature = scores.get(f"{key}_signature")
-                print(f"  {key:<16s} {value}" + (f"  ({signature})" if signature else ""))
+            if not key.endswith(("_signature", "_ci95")):
+                ci, signature = scores.get(f"{key}_ci95"), scores.get(f"{key}_signature")
+                print(f"  {key:<16s} {value}" + (f"  95% CI [{ci[0]}, {ci[1]}]" if ci else "")
+                      + (f"  ({signature})" if signature else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

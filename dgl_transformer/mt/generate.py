@@ -224,7 +224,7 @@ class Translator:
         """Plain-text translations of source ids (cut, not split, when over-long: see
         :func:`translate_ids`)."""
         s = self._settings(beam_size, length_penalty, batch_size)
-        return [self._text(h) for h in translate_ids(self.model, sources, **vars(s))]
+        return [self._text(h) for h in translate_ids(self.model, sources, **s.decoding())]
 
     def nbest(
         self, sentences: Sequence[str], k: int, *, beam_size: int | None = None,

@@ -1,15 +1,20 @@
 """What ``make repro`` generates from its result files: each run's curves and samples, and the
-results table, the targets block and the time-to-BLEU plot of ``repro/README.md``.
+results table, the targets block, the search for the 1-hour default and the plots of
+``repro/README.md``.
 
-The table (section ``results``) and the targets (section ``targets``) are regenerated from
-every ``repro/results/*.json`` a run wrote (``python -m repro.report``); nothing is typed by
-hand.
+The table (section ``results``), the targets (``targets``) and the default's search and seeds
+(``sweep``) are regenerated from every ``repro/results/*.json`` a run wrote and from the paired
+comparisons ``python -m repro.compare`` wrote (``repro/results/comparisons.json``), by
+``python -m repro.report``; nothing is typed by hand. Scores carry their 95% bootstrap interval
+(``mt/bleu.py``) where the result file has one.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from dgl_transformer.mt.configs import VAL_BLEU_KEYS
 
 from .figures import plt, save_figure
 from .markers import write_section
@@ -28,12 +33,18 @@ PUBLISHED_BLEU_ANCHORS = [
 ]
 REPRO_RESULTS = Path("repro/results")
 REPRO_README = Path("repro/README.md")
-RESULTS_SECTION, TARGETS_SECTION = "results", "targets"
+RESULTS_SECTION, TARGETS_SECTION, SWEEP_SECTION = "results", "targets", "sweep"
+#: The default's seeds (its own block), and the prefix of the runs that searched for it.
+SEED_RUNS = ("default", "default_seed2", "default_seed3")
+SWEEP_PREFIX = "default_"
+#: Settings that name or place a run rather than define it.
+NOT_RECIPE = {"name", "train.out_dir", "train.threads"}
 #: What each config set out to reach on test2016 (the [Repro 2] issue), by protocol; None: no
 #: target, only the comparison with the anchors in that protocol (the word-level baseline
 #: against DGL's word-level example).
 REPRO_BLEU_TARGETS = {"default": {"bleu_dgl": 38.0, "bleu_tok_lc": 40.0},
-                      "long": {"bleu_tok_lc": 41.1}, "word": {"bleu_dgl": None}}
+                      "long": {"bleu_tok_lc": 41.1}, "word": {"bleu_dgl": None},
+                      "tiny": {"bleu_tok_lc": 41.02}}
 
 
 def plot_curves(result: dict, path: Path) -> None:
@@ -80,6 +91,24 @@ def run_label(r: dict) -> str:
             f"{r['threads']} CPU threads)")
 
 
+def updates(r: dict) -> str:
+    """A run's number of updates, or '-' for an older file without it."""
+    return f"{r['train_steps']:,}" if "train_steps" in r else "-"
+
+
+def headline(r: dict) -> str:
+    """The protocol a run leads with (``eval.protocol``; older files: ``bleu_dgl``)."""
+    return r["config"]["eval"].get("protocol", "bleu_dgl")
+
+
+def score_cell(scores: dict, protocol: str) -> str:
+    """A test score in bold, with its 95% interval when the file has one; '-' if absent."""
+    if protocol not in scores:
+        return "-"
+    ci = scores.get(f"{protocol}_ci95")
+    return f"**{scores[protocol]:.2f}**" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def repro_results(results_dir: Path) -> list[tuple[Path, dict]]:
     """Every result file of a ``make repro`` run that scored test_2016_flickr, by name."""
     found = []
@@ -90,21 +119,38 @@ def repro_results(results_dir: Path) -> list[tuple[Path, dict]]:
     return found
 
 
+def in_search(name: str) -> bool:
+    """Whether a run belongs to the default's search or seeds (the ``sweep`` section) rather
+    than the results table (``default`` itself is in both)."""
+    return name.startswith(SWEEP_PREFIX) or name in SEED_RUNS[1:]
+
+
 def results_table(results_dir: Path) -> str:
-    """One row per published anchor (its number in its own protocol's column, '-' elsewhere)
-    and one per run (every protocol it was scored with; '-' for one an older run lacks)."""
+    """The published anchors, each followed by our runs that lead with its protocol (its
+    number in its own protocol's column, '-' elsewhere), then any other run; per run every
+    protocol it was scored with (with 95% intervals), its updates, wall time and file."""
     columns = RESULT_PROTOCOL_COLUMNS
-    rows = ["| system | " + " | ".join(columns.values()) + " | wall time | source |",
-            "|---|" + "---|" * len(columns) + "---|---|"]
-    for label, protocol, bleu in PUBLISHED_BLEU_ANCHORS:
-        cells = [f"{bleu:.2f}" if p == protocol else "-" for p in columns]
-        rows.append(f"| {label} | " + " | ".join(cells) + " | - | published |")
-    for path, r in repro_results(results_dir):
-        s = r["scores"]["test_2016_flickr"]
-        cells = [f"**{s[p]:.2f}**" if p in s else "-" for p in columns]
-        rows.append(f"| {run_label(r)} | " + " | ".join(cells)
-                    + f" | {wall_time(r)} | `{path.as_posix()}` |")
+    rows = ["| system | " + " | ".join(columns.values()) + " | updates | wall time | source |",
+            "|---|" + "---|" * len(columns) + "---|---|---|"]
+    runs = [(path, r) for path, r in repro_results(results_dir) if not in_search(r["name"])]
+    for protocol in dict.fromkeys([p for _, p, _ in PUBLISHED_BLEU_ANCHORS] + list(columns)):
+        for label, p, bleu in PUBLISHED_BLEU_ANCHORS:
+            if p == protocol:
+                cells = [f"{bleu:.2f}" if c == protocol else "-" for c in columns]
+                rows.append(f"| {label} | " + " | ".join(cells) + " | - | - | published |")
+        for path, r in runs:
+            if headline(r) == protocol:
+                s = r["scores"]["test_2016_flickr"]
+                cells = [score_cell(s, c) for c in columns]
+                rows.append(f"| {run_label(r)} | " + " | ".join(cells)
+                            + f" | {updates(r)} | {wall_time(r)} | `{path.as_posix()}` |")
     return "\n".join(rows)
+
+
+def _tokens_seen(r: dict, h: dict) -> float | None:
+    """Millions of source and target tokens trained on by the end of epoch record ``h``."""
+    per_epoch = r.get("tokens_per_epoch")
+    return None if per_epoch is None else (h["epoch"] + 1) * per_epoch / 1e6
 
 
 def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
@@ -117,14 +163,61 @@ def plot_time_to_bleu(results_dir: Path, path: Path) -> None:
     ax.set(xlabel="training minutes (2 CPU threads)", ylabel="val BLEU (tok, lc), greedy",
            title="time to BLEU")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     save_figure(fig, path)
+
+
+def plot_bleu_by_updates(results_dir: Path, path: Path) -> None:
+    """Greedy val BLEU (tok, lc) against updates and against tokens seen: the companion of
+    the time plot, for runs of different speeds (runs whose file lacks the epoch's token
+    count are left out of the right panel)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for _, r in repro_results(results_dir):
+        epochs = [h for h in r["history"] if "val_bleu_greedy" in h]
+        label = f"{r['name']} ({r['config']['data']['variant']})"
+        bleu = [h["val_bleu_greedy"] for h in epochs]
+        left.plot([h["step"] for h in epochs], bleu, "o-", ms=3, label=label)
+        tokens = [_tokens_seen(r, h) for h in epochs]
+        if None not in tokens:
+            right.plot(tokens, bleu, "o-", ms=3, label=label)
+    left.set(xlabel="updates", ylabel="val BLEU (tok, lc), greedy", title="BLEU by updates")
+    right.set(xlabel="source + target tokens seen (millions)", title="BLEU by tokens seen")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    save_figure(fig, path)
+
+
+def _against(score: float, ci: list[float] | None, anchor: float) -> str:
+    """Where ``anchor`` lies with respect to a score's 95% interval."""
+    if ci is None:
+        return ""
+    where = ("above it" if ci[0] > anchor else "below it" if ci[1] < anchor
+             else "around it: no claim either way")
+    return f"; the 95% interval [{ci[0]:.2f}, {ci[1]:.2f}] lies {where}"
+
+
+def _budget(r: dict) -> str:
+    """How much training a run saw, in the units its batches were measured in."""
+    t = r["config"]["train"]
+    steps = r["train_steps"]
+    if t.get("batch_rule", "tokens") == "fairseq":
+        per = t.get("batches_per_update", 1)
+        text = (f"{steps:,} updates of {per} batches of at most {t['max_tokens']:,} as fairseq "
+                "counts them (sentences x longest side)")
+    else:
+        text = (f"{steps:,} updates of at most {t['max_tokens']:,} source and target tokens "
+                f"together (at most {steps * t['max_tokens'] / 1e6:.1f}M)")
+    if r.get("tokens_per_epoch"):
+        epochs = len([h for h in r["history"] if "val_nll" in h])
+        text += f"; {epochs} epochs, {epochs * r['tokens_per_epoch'] / 1e6:.1f}M tokens seen"
+    return text
 
 
 def target_report(results_dir: Path) -> str:
     """Per run named in :data:`REPRO_BLEU_TARGETS`: each target met or missed by how much, the
-    best anchor in the same protocol, and what the validation curve did at the end of
-    training."""
+    best anchor in the same protocol and where it lies against the score's 95% interval, and
+    what the validation curve did at the end of training."""
     lines = []
     for _, r in repro_results(results_dir):
         if r["name"] not in REPRO_BLEU_TARGETS:
@@ -135,14 +228,15 @@ def target_report(results_dir: Path) -> str:
             verdict = ""
             if target is not None:
                 gap = s[protocol] - target
-                verdict = f"target {target:.1f} {'met' if gap >= 0 else f'missed by {-gap:.2f}'}; "
+                verdict = f"target {target:.2f} {'met' if gap >= 0 else f'missed by {-gap:.2f}'}; "
             anchors = [(label, bleu) for label, p, bleu in PUBLISHED_BLEU_ANCHORS
                        if p == protocol]
             best = max(anchors, key=lambda a: a[1])
             parts.append(f"`{protocol}` {s[protocol]:.2f}: {verdict}"
                          f"{best[0].split(' (')[0].split(',')[0]}'s best published "
                          f"{best[1]:.2f} {'passed' if s[protocol] > best[1] else 'not reached'} "
-                         f"({s[protocol] - best[1]:+.2f})")
+                         f"({s[protocol] - best[1]:+.2f})"
+                         + _against(s[protocol], s.get(f"{protocol}_ci95"), best[1]))
         epochs = [h for h in r["history"] if "val_bleu_greedy" in h]
         last, best_epoch = epochs[-1], max(epochs, key=lambda h: h["val_bleu_greedy"])
         recent = epochs[-5:]
@@ -150,26 +244,89 @@ def target_report(results_dir: Path) -> str:
         reached = ", ".join(f"{level} at {minutes} min" if minutes is not None else
                             f"{level} never" for level, minutes in r["time_to_bleu"].items()
                             if level != "metric")
-        budget = r["config"]["train"]["max_tokens"]
-        candidates = ", ".join(f"{name} {c['val_bleu_greedy']:.2f}"
-                               for name, c in r["val_candidates"].items())
+        key = VAL_BLEU_KEYS[headline(r)]
+        candidates = ", ".join(f"{name} {c[key]:.2f}" for name, c in r["val_candidates"].items())
+        keep = r["config"]["train"].get("keep", "better")
         lines.append(
-            f"* **{r['name']}**: " + "; ".join(parts) + ". Greedy val BLEU reached "
+            f"* **{r['name']}**: " + "; ".join(parts) + ". Greedy val BLEU (tok, lc) reached "
             f"{reached}; its best epoch ({best_epoch['epoch'] + 1} of {len(epochs)}, "
             f"{best_epoch['val_bleu_greedy']:.2f}) against the last "
             f"({last['val_bleu_greedy']:.2f}); over the last {len(recent)} epochs val NLL fell "
             f"by {per_epoch:.3f} per epoch "
             + ("(still improving when training stopped" if per_epoch > 0.005 else "(flat")
-            + f"; stop: {r['stopped_early'] or 'max_epochs'}). Weights chosen on val (greedy "
-            f"BLEU): {candidates} -> `{r['chosen_weights']}`. Training saw {r['train_steps']:,} "
-            f"updates of at most {budget:,} source and target tokens together (at most "
-            f"{r['train_steps'] * budget / 1e6:.1f}M).")
+            + f"; stop: {r['stopped_early'] or 'max_epochs'}). Final weights "
+            + ("chosen on val" if keep == "better" else f"by rule ({keep})")
+            + f" (greedy `{headline(r)}`): {candidates} -> `{r['chosen_weights']}`. Training "
+            f"saw {_budget(r)}.")
+    return "\n".join(lines)
+
+
+def _recipe(config: dict) -> dict[str, object]:
+    """A run configuration as flat ``section.key`` settings, less those that only name or
+    place the run."""
+    flat = {f"{section}.{key}": value for section, values in config.items()
+            if isinstance(values, dict) for key, value in values.items()}
+    return {k: v for k, v in flat.items() if k not in NOT_RECIPE}
+
+
+def _differences(r: dict, default: dict | None) -> str:
+    if default is None:
+        return "?"
+    base, mine = _recipe(default["config"]), _recipe(r["config"])
+    changed = [f"`{k}` {v}" for k, v in mine.items() if base.get(k) != v]
+    return ", ".join(changed) or "(the default's recipe)"
+
+
+def comparisons(results_dir: Path) -> list[dict]:
+    """The paired comparisons ``python -m repro.compare`` wrote (none yet: [])."""
+    path = results_dir / "comparisons.json"
+    return json.loads(path.read_text())["comparisons"] if path.exists() else []
+
+
+def sweep_report(results_dir: Path) -> str:
+    """The search for the 1-hour default (each run, what it changed, its val BLEU in the
+    headline protocol, which decides, and its test score), the default's seeds (mean and
+    spread) and the paired comparisons that involve the default."""
+    found = {r["name"]: r for _, r in repro_results(results_dir)}
+    default = found.get("default")
+    runs = [r for name, r in found.items() if name.startswith(SWEEP_PREFIX)
+            and name not in SEED_RUNS]
+    lines = ["| run | differs from `default.yaml` in | updates | val BLEU (greedy, final "
+             "weights) | test2016 | decided |", "|---|---|---|---|---|---|"]
+    if runs:
+        key = VAL_BLEU_KEYS[headline(runs[0])]
+        best = max(runs, key=lambda r: r["val_candidates"][r["chosen_weights"]][key])
+        for r in runs:
+            p = headline(r)
+            val = r["val_candidates"][r["chosen_weights"]][VAL_BLEU_KEYS[p]]
+            test = score_cell(r["scores"]["test_2016_flickr"], p)
+            lines.append(f"| `{r['name']}` | {_differences(r, default)} | {r['train_steps']:,} "
+                         f"| `{p}` {val:.2f} | `{p}` {test} "
+                         f"| {'**best on val**' if r is best else ''} |")
+    seeds = [found[n] for n in SEED_RUNS if n in found]
+    if len(seeds) > 1:
+        p = headline(seeds[0])
+        values = [r["scores"]["test_2016_flickr"][p] for r in seeds]
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        lines += ["", f"`default` over {len(seeds)} seeds "
+                  f"({', '.join(str(r['config']['train']['seed']) for r in seeds)}): `{p}` "
+                  f"{mean:.2f} +- {spread:.2f} (sample standard deviation; each: "
+                  f"{', '.join(f'{v:.2f}' for v in values)})."]
+    for c in comparisons(results_dir):
+        lines += ["", f"`{c['system']}` against `{c['baseline']}` on {c['split']}, paired "
+                  f"bootstrap ({c['samples']} resamples) in `{c['protocol']}`: "
+                  f"{c['delta']:+.2f} BLEU, 95% interval [{c['ci95'][0]:+.2f}, "
+                  f"{c['ci95'][1]:+.2f}]; the system does not score higher in "
+                  f"{c['p_not_better']:.1%} of resamples."]
     return "\n".join(lines)
 
 
 def update_readme(results_dir: Path, readme: Path) -> None:
-    """Replace the results table and the targets of ``readme`` (and the time-to-BLEU plot)
-    with fresh ones."""
+    """Replace the results table, the targets and the default's search in ``readme``, and the
+    time and updates plots, with fresh ones."""
     plot_time_to_bleu(results_dir, results_dir / "time_to_bleu.png")
+    plot_bleu_by_updates(results_dir, results_dir / "bleu_by_updates.png")
     write_section(readme, RESULTS_SECTION, results_table(results_dir))
     write_section(readme, TARGETS_SECTION, target_report(results_dir))
+    write_section(readme, SWEEP_SECTION, sweep_report(results_dir))

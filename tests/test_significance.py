@@ -1,0 +1,75 @@
+"""Bootstrap intervals and paired comparisons of corpus BLEU (mt/significance.py), checked
+against sacreBLEU's own scores and resampling, on test2016's references."""
+
+import numpy as np
+import pytest
+import sacrebleu
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
+
+from dgl_transformer.mt.bleu import (
+    PROTOCOLS,
+    bleu_scores,
+    bootstrap_interval,
+    corpus_bleu,
+    paired_bootstrap,
+    protocol_bleu,
+    sentence_statistics,
+)
+from dgl_transformer.mt.data import read_split
+
+pytestmark = NEEDS_MIRROR
+
+
+@pytest.fixture(scope="module")
+def refs() -> dict[str, list[str]]:
+    return {form: read_split(MIRROR, "test_2016_flickr", "de", form) for form in ("raw", "tok")}
+
+
+def degraded(refs: list[str], keep: float, seed: int) -> list[str]:
+    """A system: each reference with words dropped at random."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(w for w in r.split() if rng.random() < keep) for r in refs]
+
+
+def test_the_tok_lc_reference_of_test2016_has_12103_tokens(refs):
+    """Transformer-Tiny's log reports ``reflen=12103``: our bleu_tok_lc references are theirs."""
+    stats = sentence_statistics("bleu_tok_lc", refs["tok"], refs["tok"], "de")
+    assert int(stats[:, 1].sum()) == 12103
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_statistics_give_sacrebleus_corpus_score(refs, protocol):
+    ref = refs["tok" if protocol == "bleu_tok_lc" else "raw"]
+    hyps = degraded(refs["raw"], 0.8, 0)
+    stats = sentence_statistics(protocol, hyps, ref, "de")
+    assert round(corpus_bleu(stats), 2) == protocol_bleu(protocol, hyps, ref, "de")[0]
+
+
+def test_interval_is_sacrebleus_bootstrap(refs):
+    hyps = degraded(refs["raw"], 0.8, 0)
+    low, high = bootstrap_interval(sentence_statistics("bleu_cased", hyps, refs["raw"], "de"))
+    theirs = sacrebleu.BLEU().corpus_score(hyps, [refs["raw"]], n_bootstrap=1000)
+    score = theirs.score
+    assert low < score < high
+    # sacreBLEU reports the same interval as mean +- half its width
+    assert (high - low) / 2 == pytest.approx(theirs._ci, abs=0.006)
+    assert bleu_scores(hyps, refs["raw"], None, "de", intervals=True)["bleu_cased_ci95"] == [
+        low, high]
+
+
+def test_paired_bootstrap_tells_a_better_system_from_noise(refs):
+    ref = refs["raw"]
+    weak, strong, twin = (sentence_statistics("bleu_cased", degraded(ref, keep, seed), ref, "de")
+                          for keep, seed in ((0.7, 1), (0.8, 2), (0.7, 1)))
+    better = paired_bootstrap(weak, strong)
+    assert better["delta"] > 0 and better["ci95"][0] > 0 and better["p_not_better"] < 0.01
+    assert better["delta"] == round(corpus_bleu(strong) - corpus_bleu(weak), 2)
+    worse = paired_bootstrap(strong, weak)
+    assert worse["ci95"][1] < 0 and worse["p_not_better"] > 0.99
+    same = paired_bootstrap(weak, twin)
+    assert same["delta"] == 0 and same["ci95"] == [0.0, 0.0]
+    close = paired_bootstrap(weak, sentence_statistics(
+        "bleu_cased", degraded(ref, 0.7, 3), ref, "de"))  # another draw of the same system
+    assert close["ci95"][0] < 0 < close["ci95"][1]
+    with pytest.raises(ValueError, match="paired_bootstrap: 1000 baseline sentences but 10"):
+        paired_bootstrap(weak[:1000], strong[:10])
