@@ -3,13 +3,13 @@
     python -m repro.compare BASELINE SYSTEM [--split test_2016_flickr] [--protocol P]
                             [--results repro/results]
 
-Reads both runs' translations (``repro/results/outputs/<name>.<split>.<lang>``, written by
-``make repro``) and the split's references, resamples the sentences 1,000 times (the same
-resamples for both runs) and records the BLEU difference, its 95% interval and the share of
-resamples in which SYSTEM does not score higher (``mt/bleu.py``'s :func:`paired_bootstrap`).
-The entry replaces any earlier one for the same pair, split and protocol in
-``<results>/comparisons.json``, which ``python -m repro.report`` reads. The protocol defaults
-to SYSTEM's headline protocol (``eval.protocol``).
+Reads both runs' translations (``<results>/outputs/<name>.<split>.<lang>``, written by ``make
+repro`` and ``make experiments``) and the split's references, resamples the sentences 1,000
+times (the same resamples for both runs) and records the BLEU difference, its 95% interval and
+the share of resamples in which SYSTEM does not score higher (``mt/bleu.py``'s
+:func:`paired_bootstrap`). The entry replaces any earlier one for the same pair, split and
+protocol in ``<results>/comparisons.json``, which ``python -m repro.report`` reads. The
+protocol defaults to SYSTEM's headline protocol (``eval.protocol``).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def load_result(results: Path, name: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def outputs(result: dict, split: str) -> list[str]:
-    """A run's translations of ``split``, as ``make repro`` wrote them."""
+def outputs(results: Path, result: dict, split: str) -> list[str]:
+    """A run's translations of ``split``, as ``make repro`` wrote them under ``results``."""
     lang = result["config"]["data"]["tgt_lang"]
-    path = REPRO_RESULTS / "outputs" / f"{result['name']}.{split}.{lang}"
+    path = results / "outputs" / f"{result['name']}.{split}.{lang}"
     if not path.exists():
         raise DataError(f"{path}: no translations of {split} for {result['name']} (result files "
                         "written before outputs were kept: run `make repro` again)")
@@ -52,7 +52,7 @@ def compare(results: Path, baseline: str, system: str, split: str, protocol: str
         raise DataError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     lang = sys_["config"]["data"]["tgt_lang"]
     refs = read_split(root, split, lang, "tok" if protocol == "bleu_tok_lc" else "raw")
-    stats = [sentence_statistics(protocol, outputs(r, split), refs, lang)
+    stats = [sentence_statistics(protocol, outputs(results, r, split), refs, lang)
              for r in (base, sys_)]
     return {"baseline": baseline, "system": system, "split": split, "protocol": protocol,
             "baseline_bleu": round(corpus_bleu(stats[0]), 2),

@@ -3,12 +3,13 @@
     python -m repro.experiments [--only NAME ...] [--set key=value ...]
 
 Every ``repro/experiments/*.yaml`` (but ``_schedule.yaml``, the one short schedule they all
-inherit) is one run of ``make repro``'s pipeline (``repro.run.record``): train, then decode
-test2016, with its checkpoints in ``runs/experiments/<name>``. A run whose results file exists
-is skipped, and an interrupted run resumes from its checkpoint, so the target can be stopped
-and started again. Each results file holds the record of ``make repro`` plus what the essay's
-questions compare: encoder edges per sentence (measured on val with the model's own graph
-builder), training tokens per second, and the chosen weights' greedy val BLEU.
+inherit: 650 updates) is one run of ``make repro``'s pipeline (``repro.run.record``): train,
+then decode test2016, with its checkpoints in ``runs/experiments/<name>``. A run whose results
+file exists is skipped, and an interrupted run resumes from its checkpoint, so the target can
+be stopped and started again. Each results file holds the record of ``make repro`` plus what
+the essay's questions compare: encoder edges per sentence (measured on val with the model's own
+graph builder), training tokens per second, the chosen weights' greedy val BLEU, and val
+decoded as test is (beam search, every protocol), on which the essay decides.
 
 Four analyses read trained models instead of training one (each skipped when its output
 exists): the frozen "learned" encoder graph (``repro/learned_graph.py``, from
@@ -34,6 +35,7 @@ import torch
 from dgl_transformer.mt.checkpoint import CheckpointError
 from dgl_transformer.mt.configs import ConfigError, add_overrides_argument, load_config
 from dgl_transformer.mt.data import DataError
+from dgl_transformer.mt.evaluate import evaluate_split
 from dgl_transformer.mt.generate import Translator
 from dgl_transformer.mt.train import TrainingError
 
@@ -80,16 +82,19 @@ def tokens_per_second(run_dir: Path) -> float:
     return round(mean(rates), 1) if rates else 0.0
 
 
-def measure(config: Path, overrides: list[str]) -> dict:
+def measure(config: Path, overrides: list[str], results: Path) -> dict:
     """One experiment: ``make repro``'s record plus the quantities the essay compares."""
     cfg = load_config(config, overrides)
-    result, _ = run.record(str(config), overrides, f"make experiments ({config.name})")
+    result, _ = run.record(str(config), overrides, f"make experiments ({config.name})",
+                           results)
     chosen = result["val_candidates"][result["chosen_weights"]]
+    final, root = Path(cfg.train.out_dir) / "final.pt", Path(cfg.data.root)
     result.update(
-        edges_per_sentence=edges_per_sentence(Path(cfg.train.out_dir) / "final.pt",
-                                              Path(cfg.data.root), cfg.data.val_limit),
+        edges_per_sentence=edges_per_sentence(final, root, cfg.data.val_limit),
         train_tokens_per_s=tokens_per_second(Path(cfg.train.out_dir)),
         val_bleu=chosen["val_bleu_greedy"],
+        # val decoded as test is (beam search, every protocol): what the essay decides on
+        val_scores=evaluate_split(Translator.from_checkpoint(final), root, "val")[1],
     )
     return result
 
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             if graph_file:
                 overrides += graph_file
                 write_learned_graph(config, overrides, args.results)
-            write_json(out, measure(config, overrides))
+            write_json(out, measure(config, overrides, args.results))
             if config.stem == TEACHER:  # a graph learned from an earlier teacher is stale
                 for stale in args.runs.glob("learned_graph_w*.pt"):
                     stale.unlink()

@@ -134,10 +134,12 @@ def evaluate(
     return scores, samples, outputs
 
 
-def write_outputs(name: str, tgt_lang: str, outputs: dict[str, list[str]]) -> list[str]:
-    """Each split's translations, one per line, as ``repro/results/outputs/<name>.<split>.
-    <lang>`` (what paired comparisons between runs read); returns the paths written."""
-    folder = RESULTS / "outputs"
+def write_outputs(
+    results: Path, name: str, tgt_lang: str, outputs: dict[str, list[str]]
+) -> list[str]:
+    """Each split's translations, one per line, as ``<results>/outputs/<name>.<split>.<lang>``
+    (what paired comparisons between runs read); returns the paths written."""
+    folder = results / "outputs"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for split, lines in outputs.items():
@@ -192,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def record(config: str, overrides: list[str], command: str) -> tuple[dict, list[dict]]:
-    """Data -> train -> evaluate for one config: the result record and sample translations."""
+def record(
+    config: str, overrides: list[str], command: str, results: Path = RESULTS
+) -> tuple[dict, list[dict]]:
+    """Data -> train -> evaluate for one config: the result record and sample translations
+    (the translations of every test set go to ``results``/outputs)."""
     started = time.time()
     cfg = load_config(config, overrides)
     root, out_dir = Path(cfg.data.root), Path(cfg.train.out_dir)
@@ -211,7 +216,7 @@ def record(config: str, overrides: list[str], command: str) -> tuple[dict, list[
         "stopped_early": state.stopped, "wall_seconds": round(time.time() - started, 1),
         "resumed_from": resumed, "load_1m_mean": mean_load(out_dir),
         "tokens_per_epoch": epoch_tokens(cfg, final, root),
-        "outputs": write_outputs(cfg.name, cfg.data.tgt_lang, outputs),
+        "outputs": write_outputs(results, cfg.name, cfg.data.tgt_lang, outputs),
         "threads": cfg.train.threads, "machine": machine(), "git_commit": git_commit(),
         "config": cfg.to_dict(), "history": state.history,
     }

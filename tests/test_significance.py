@@ -1,6 +1,8 @@
 """Bootstrap intervals and paired comparisons of corpus BLEU (mt/significance.py), checked
 against sacreBLEU's own scores and resampling, on test2016's references."""
 
+import json
+
 import numpy as np
 import pytest
 import sacrebleu
@@ -73,3 +75,23 @@ def test_paired_bootstrap_tells_a_better_system_from_noise(refs):
     assert close["ci95"][0] < 0 < close["ci95"][1]
     with pytest.raises(ValueError, match="paired_bootstrap: 1000 baseline sentences but 10"):
         paired_bootstrap(weak[:1000], strong[:10])
+
+
+def test_compare_records_a_paired_comparison_of_two_recorded_runs(refs, tmp_path):
+    from repro import compare
+
+    (tmp_path / "outputs").mkdir()
+    for name, keep, seed in (("base", 0.7, 1), ("better", 0.8, 2)):
+        config = {"data": {"tgt_lang": "de"}, "eval": {"protocol": "bleu_cased"}}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"name": name, "config": config}))
+        lines = degraded(refs["raw"], keep, seed)
+        (tmp_path / "outputs" / f"{name}.test_2016_flickr.de").write_text(
+            "".join(f"{line}\n" for line in lines))
+    args = ["base", "better", "--results", str(tmp_path)]
+    assert compare.main(args) == 0
+    assert compare.main(args) == 0  # the same comparison again replaces the entry
+    (entry,) = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
+    assert entry["protocol"] == "bleu_cased" and entry["delta"] > 0 and entry["ci95"][0] > 0
+    assert entry["system_bleu"] == protocol_bleu(
+        "bleu_cased", degraded(refs["raw"], 0.8, 2), refs["raw"], "de")[0]
+    assert compare.main(["base", "nothing", "--results", str(tmp_path)]) == 1
