@@ -147,3 +147,23 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     assert "fell by 0.300 per epoch (still improving" in text
     assert "Training saw 1,234 updates of at most 6,000 source and target tokens together (at " \
            "most 7.4M)" in text
+
+
+def test_result_files_carry_no_absolute_paths():
+    """A result file describes a run, not the machine that wrote it: no path of that machine
+    (e.g. /home/..., /tmp/..., C:\\...) in any value."""
+    def strings(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+        elif isinstance(value, str):
+            yield value
+
+    files = sorted((ROOT / "repro" / "results").rglob("*.json"))
+    assert len(files) > 5
+    for path in files:
+        for text in strings(json.loads(path.read_text())):
+            assert not (text.startswith("/") or text[1:3] == ":\\"), f"{path}: {text!r}"
