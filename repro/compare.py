@@ -29,7 +29,7 @@ from .report.repro_results import REPRO_RESULTS, headline
 def load_result(results: Path, name: str) -> dict:
     path = results / f"{name}.json"
     if not path.exists():
-        raise DataError(f"{path}: no such result file (run `make repro` for {name} first)")
+        raise DataError(f"{path}: no such result file (record the run {name} first)")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -39,22 +39,24 @@ def outputs(results: Path, result: dict, split: str) -> list[str]:
     path = results / "outputs" / f"{result['name']}.{split}.{lang}"
     if not path.exists():
         raise DataError(f"{path}: no translations of {split} for {result['name']} (result files "
-                        "written before outputs were kept: run `make repro` again)")
+                        "written before outputs were kept: record the run again)")
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def compare(results: Path, baseline: str, system: str, split: str, protocol: str | None,
-            root: Path) -> dict:
-    """The paired comparison of two recorded runs (see the module docstring)."""
-    base, sys_ = load_result(results, baseline), load_result(results, system)
+def compare(baseline: tuple[Path, str], system: tuple[Path, str], split: str,
+            protocol: str | None, root: Path) -> dict:
+    """The paired comparison of two recorded runs, each given as (results folder, name); see
+    the module docstring."""
+    (base_dir, base_name), (sys_dir, sys_name) = baseline, system
+    base, sys_ = load_result(base_dir, base_name), load_result(sys_dir, sys_name)
     protocol = protocol or headline(sys_)
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     lang = sys_["config"]["data"]["tgt_lang"]
     refs = read_split(root, split, lang, "tok" if protocol == "bleu_tok_lc" else "raw")
-    stats = [sentence_statistics(protocol, outputs(results, r, split), refs, lang)
-             for r in (base, sys_)]
-    return {"baseline": baseline, "system": system, "split": split, "protocol": protocol,
+    stats = [sentence_statistics(protocol, outputs(d, r, split), refs, lang)
+             for d, r in ((base_dir, base), (sys_dir, sys_))]
+    return {"baseline": base_name, "system": sys_name, "split": split, "protocol": protocol,
             "baseline_bleu": round(corpus_bleu(stats[0]), 2),
             "system_bleu": round(corpus_bleu(stats[1]), 2), **paired_bootstrap(*stats)}
 
@@ -80,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(os.environ.get(MIRROR_ENV) or DEFAULT_DEST)
     try:
-        entry = compare(args.results, args.baseline, args.system, args.split, args.protocol,
-                        root)
+        entry = compare((args.results, args.baseline), (args.results, args.system),
+                        args.split, args.protocol, root)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

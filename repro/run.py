@@ -113,10 +113,11 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
 
 
 def evaluate(
-    final: Path, root: Path, threads: int
+    final: Path, root: Path, threads: int, val_limit: int = 0
 ) -> tuple[dict, list[dict], dict[str, list[str]]]:
-    """Beam-search every available test set (``dgl-transformer evaluate``'s functions);
-    return the scores, sample translations and every split's translations."""
+    """Beam-search val (its first ``val_limit`` sentences, 0: all, as the run validated) and
+    every available test set (``dgl-transformer evaluate``'s functions); return the scores
+    (val's under ``val``), sample translations and every test split's translations."""
     torch.set_num_threads(threads)
     translator = Translator.from_checkpoint(final)
     pipeline = translator.pipeline
@@ -131,6 +132,8 @@ def evaluate(
             every = max(1, len(plain) // 20)
             samples = [{"split": split, "source": src_raw[i], "reference": refs_raw[i],
                         "hypothesis": plain[i]} for i in range(0, len(plain), every)][:20]
+    # val decoded as test is: comparisons between runs decide on it, never on a test set
+    scores["val"] = evaluate_split(translator, root, "val", limit=val_limit)[1]
     return scores, samples, outputs
 
 
@@ -205,7 +208,7 @@ def record(
     fetch(root, langs=(cfg.data.src_lang, cfg.data.tgt_lang))
     resumed = train(config, overrides, out_dir)
     final = out_dir / "final.pt"
-    scores, samples, outputs = evaluate(final, root, cfg.train.threads)
+    scores, samples, outputs = evaluate(final, root, cfg.train.threads, cfg.data.val_limit)
     state = checkpoint.TrainedModel.load(final)
     result = {
         "name": cfg.name, "command": command,

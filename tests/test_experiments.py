@@ -42,7 +42,13 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
     analysed = {name: results.pop(name) for name in ("heads_pruning", "scaling_probe",
-                                                       "learned_graph_w4")}
+                                                       "learned_graph_w4", "verdicts")}
+    # the essay's pairs whose runs exist are decided: heads_2 and the learned graph against
+    # graph_complete, on seed 1, with a paired interval on test
+    decided = {(v["baseline"], v["changed"]): v for v in analysed["verdicts"]["verdicts"]}
+    assert set(decided) == {("graph_complete", "heads_2"), ("graph_complete", "graph_learned_4")}
+    assert all(v["seeds"] == [1] and len(v["per_seed"][0]["test"]["ci95"]) == 2
+               for v in decided.values())
     assert sorted(results) == ["graph_complete", "graph_learned_4", "heads_2"]
     # the learned graph: graph_complete's strongest edges, window 4's edge count
     learned = results["graph_learned_4"]

@@ -125,7 +125,8 @@ def test_finishing_settings_are_ones_a_resumed_run_may_change():
 def test_targets_say_met_or_missed_by_how_much(tmp_path):
     r = result("default", 40.5, 3000, None)
     r["scores"]["test_2016_flickr"]["bleu_dgl"] = 37.25
-    r["history"] = [{"epoch": e, "elapsed_s": 60.0 * e, "val_bleu_greedy": b, "val_nll": n}
+    r["history"] = [{"epoch": e, "step": 100 * (e + 1), "elapsed_s": 60.0 * e,
+                     "val_bleu_greedy": b, "val_nll": n}
                     for e, (b, n) in enumerate([(20.0, 3.0), (30.0, 2.5), (29.0, 2.4)])]
     r.update(time_to_bleu={"metric": "m", "30": 1.0, "35": None}, stopped_early=None,
              val_candidates={"last": {"val_bleu_greedy": 29.0, "val_bleu_dgl": 28.5}},
@@ -145,6 +146,14 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     assert "`bleu_tok_lc` 40.50: target 40.00 met" in text and "41.02 not reached (-0.52)" in text
     assert "30 at 1.0 min, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
     assert "fell by 0.300 per epoch (still improving" in text
+    assert "within 0.02 nats of its lowest (2.400) at update 300" in text
+    ci = {"bleu_dgl_ci95": [36.5, 38.0], "bleu_tok_lc_ci95": [40.6, 41.1]}
+    r["scores"]["test_2016_flickr"].update(ci)
+    (tmp_path / "default.json").write_text(json.dumps(r))
+    text = target_report(tmp_path)  # an anchor is passed only when the interval says so
+    assert "36.45 passed (+0.80); the 95% interval [36.50, 38.00] lies above it" in text
+    assert "41.02 not reached (-0.52); the 95% interval [40.60, 41.10] lies around it: no " \
+           "claim either way" in text
     assert "Training saw 1,234 updates of at most 6,000 source and target tokens together (at " \
            "most 7.4M)" in text
 

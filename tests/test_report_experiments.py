@@ -9,6 +9,7 @@ from pathlib import Path
 from repro.report.experiment_figures import EXPERIMENT_FIGURES, figures_shown
 from repro.report.experiments import (
     EXPERIMENTS_SECTION,
+    group_name,
     load_results,
     summary,
     summary_table,
@@ -24,18 +25,26 @@ def test_the_readme_section_is_generated_from_the_recorded_results():
     assert read_section(ROOT / "repro" / "README.md", EXPERIMENTS_SECTION) == summary(RECORDED)
 
 
-def test_the_table_has_one_row_per_experiment_with_its_scores():
-    """Every config of repro/experiments/ has its row, in name order, with its file's numbers."""
-    names = sorted(p.stem for p in (ROOT / "repro" / "experiments").glob("[!_]*.yaml"))
+def test_the_table_has_one_row_per_configuration_with_its_seeds_and_scores():
+    """Every configuration with recorded runs has its row (its seeds together), with its
+    budget, its seeds and the mean of its test scores in the headline protocol."""
+    runs = load_results(RECORDED)
+    groups = sorted({group_name(name) for name in runs})
     rows = summary_table(RECORDED).splitlines()[2:]
-    assert [row.split("`")[1] for row in rows] == names
-    for row, name in zip(rows, names, strict=True):
-        r = json.loads((RECORDED / f"{name}.json").read_text())
+    assert sorted(row.split("`")[1] for row in rows) == groups
+    for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        s = r["scores"]["test_2016_flickr"]
-        assert cells[0] == f"`{r['name']}`"
-        assert cells[-3:] == [f"{r['val_bleu']:.2f}", f"{s['bleu_cased']:.2f}",
-                              f"{s['bleu_tok_lc']:.2f}"]
+        members = [r for n, r in runs.items() if group_name(n) == cells[0].strip("`")]
+        protocol = members[0]["config"]["eval"].get("protocol", "bleu_tok_lc")
+        test = [r["scores"]["test_2016_flickr"][protocol] for r in members]
+        assert cells[5] == f"{members[0]['train_steps']:,}"
+        assert cells[6] == ", ".join(str(r["config"]["train"]["seed"]) for r in members)
+        assert cells[9].startswith(f"`{protocol}` {sum(test) / len(test):.2f}")
+
+
+def test_seed_runs_join_their_configuration():
+    assert group_name("graph_window_4_seed3") == "graph_window_4"
+    assert group_name("aggregate_enc_mean_window_4") == "aggregate_enc_mean_window_4"
 
 
 def test_the_section_and_its_figures_are_written_together(tmp_path):

@@ -109,16 +109,17 @@ def evaluate_ids(
 
 
 def evaluate_split(
-    translator: Translator, root: Path, split: str, **decode: object
+    translator: Translator, root: Path, split: str, limit: int = 0, **decode: object
 ) -> tuple[list[str], dict[str, object]]:
     """:func:`evaluate_ids` on a Multi30k split (``val``, ``test_2016_flickr``, ...) under
-    ``root``: sources in the form the subword model was trained on, against the raw and the
-    official tokenised references."""
+    ``root``, or its first ``limit`` sentences (0: all): sources in the form the subword model
+    was trained on, against the raw and the official tokenised references."""
     pipeline = translator.pipeline
-    sources, _ = pipeline.read(root, split)
+    n = limit or None
+    sources = pipeline.read(root, split)[0][:n]
     ids = [pipeline.encode(s, pipeline.src_lang) for s in sources]
-    return evaluate_ids(translator, ids, read_split(root, split, pipeline.tgt_lang, "raw"),
-                        read_split(root, split, pipeline.tgt_lang, "tok"), **decode)
+    return evaluate_ids(translator, ids, read_split(root, split, pipeline.tgt_lang, "raw")[:n],
+                        read_split(root, split, pipeline.tgt_lang, "tok")[:n], **decode)
 
 
 def evaluate_text(

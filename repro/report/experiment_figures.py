@@ -3,20 +3,11 @@ result files: test BLEU against encoder graph size, and the pre-/post-norm loss 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from .figures import plt, save_figure
-
-#: Experiments repeated with a second seed: their spread is the yardstick of every difference.
-EXPERIMENT_SEED_PAIRS = (("graph_complete", "graph_complete_seed2"),
-                         ("graph_window_4", "graph_window_4_seed2"))
-
-
-def seed_pairs(runs: dict[str, dict]) -> list[tuple[dict, dict]]:
-    """The two runs of each of :data:`EXPERIMENT_SEED_PAIRS` that both exist."""
-    return [(runs[first], runs[second]) for first, second in EXPERIMENT_SEED_PAIRS
-            if first in runs and second in runs]
 
 
 def graph_shape_runs(runs: dict[str, dict]) -> dict[str, dict]:
@@ -25,40 +16,56 @@ def graph_shape_runs(runs: dict[str, dict]) -> dict[str, dict]:
 
 
 def norm_runs(runs: dict[str, dict]) -> dict[str, dict]:
-    """The pre-/post-norm x warm-up runs."""
+    """The pre-/post-norm x warm-up x learning-rate runs."""
     return {n: r for n, r in runs.items() if n.startswith("norm_")}
 
 
+def _test_bleu(r: dict) -> float:
+    return r["scores"]["test_2016_flickr"][r["config"]["eval"].get("protocol", "bleu_tok_lc")]
+
+
 def plot_graph_shapes(runs: dict[str, dict], path: Path) -> None:
-    """Test BLEU against encoder edges per sentence for every graph-shape and aggregation run,
-    with the seed pairs drawn as ranges."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    """Test BLEU against encoder edges per sentence for every graph-shape and aggregation
+    configuration: the mean over its seeds, with their range drawn as a bar."""
+    groups: dict[str, list[dict]] = {}
     for name, r in graph_shape_runs(runs).items():
-        bleu = r["scores"]["test_2016_flickr"]["bleu_tok_lc"]
-        mean_agg = r["config"]["model"].get("enc_aggregator") == "mean"
-        ax.plot(r["edges_per_sentence"], bleu, "s" if mean_agg else "o",
+        groups.setdefault(re.sub(r"_seed\d+$", "", name), []).append(r)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, members in groups.items():
+        bleu = [_test_bleu(r) for r in members]
+        edges = members[0]["edges_per_sentence"]
+        mean_agg = members[0]["config"]["model"].get("enc_aggregator") == "mean"
+        ax.plot(edges, sum(bleu) / len(bleu), "s" if mean_agg else "o",
                 color="C3" if mean_agg else "C0")
-        ax.annotate(name.removeprefix("graph_"), (r["edges_per_sentence"], bleu), fontsize=7,
+        if len(bleu) > 1:
+            ax.vlines(edges, min(bleu), max(bleu), color="k", lw=3, alpha=0.4)
+        ax.annotate(name.removeprefix("graph_"), (edges, sum(bleu) / len(bleu)), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
-    for first, second in seed_pairs(runs):
-        pair = [r["scores"]["test_2016_flickr"]["bleu_tok_lc"] for r in (first, second)]
-        ax.vlines(first["edges_per_sentence"], min(pair), max(pair), color="k", lw=3, alpha=0.4)
-    ax.set(xlabel="encoder edges per val sentence", ylabel="test2016 BLEU (tok, lc)",
+    protocol = next(iter(runs.values()))["config"]["eval"].get("protocol", "bleu_tok_lc")
+    ax.set(xlabel="encoder edges per val sentence", ylabel=f"test2016 BLEU ({protocol})",
            title="encoder graph shape (circles: attention, squares: mean aggregation;\n"
-                 "grey bars: two seeds of the same config)")
+                 "mean over seeds, grey bars: their range)")
     save_figure(fig, path)
 
 
 def plot_norm_curves(runs: dict[str, dict], path: Path) -> None:
-    """Validation loss against training minutes of the pre-/post-norm x warm-up runs."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """Validation loss against updates of the pre-/post-norm x warm-up runs, one panel per
+    peak learning rate."""
+    by_lr: dict[float, dict[str, dict]] = {}
     for name, r in sorted(norm_runs(runs).items()):
-        epochs = [h for h in r["history"] if "val_nll" in h]
-        ax.plot([h["elapsed_s"] / 60 for h in epochs], [h["val_nll"] for h in epochs], "o-",
-                ms=3, label=name.removeprefix("norm_").replace("_", ", "))
-    ax.set(xlabel="training minutes", ylabel="val NLL / token (nats)",
-           title="6+6 layers: pre- vs post-LayerNorm, with and without warm-up")
-    ax.legend()
+        by_lr.setdefault(r["config"]["train"]["lr"], {})[name] = r
+    fig, axes = plt.subplots(1, len(by_lr), figsize=(max(7, 5 * len(by_lr)), 4), squeeze=False,
+                             sharey=True)
+    for ax, (lr, group) in zip(axes[0], sorted(by_lr.items(), reverse=True), strict=True):
+        for name, r in group.items():
+            epochs = [h for h in r["history"] if "val_nll" in h]
+            label = re.sub(r"_lr[\d.e-]+$", "", name.removeprefix("norm_")).replace("_", ", ")
+            ax.plot([h["step"] for h in epochs], [h["val_nll"] for h in epochs], "o-", ms=3,
+                    label=label)
+        ax.set(xlabel="updates", title=f"peak learning rate {lr:g}")
+        ax.legend(fontsize="small")
+    axes[0][0].set(ylabel="val NLL / token (nats)")
+    fig.suptitle("6+6 layers: pre- vs post-LayerNorm, with and without warm-up")
     save_figure(fig, path)
 
 

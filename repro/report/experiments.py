@@ -1,40 +1,87 @@
 """The essay's summary in ``repro/README.md`` (section ``experiments``), generated from the
-result files of ``make experiments``: one table row per run, the seed spread, the figures
-(``experiment_figures.py``), and one paragraph per analysis of trained models."""
+result files of ``make experiments``: one table row per configuration (its seeds together),
+the verdicts of ``repro/essay.py``, the figures (``experiment_figures.py``), and one paragraph
+per analysis of trained models."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from statistics import median
+from statistics import mean, median, stdev
 
-from .experiment_figures import figures_shown, seed_pairs, write_figures
+from .experiment_figures import figures_shown, write_figures
 from .markers import write_section
 
 EXPERIMENT_RESULTS = Path("repro/results/experiments")
 EXPERIMENTS_SECTION = "experiments"
 
 
+def group_name(name: str) -> str:
+    """A run's configuration: its name without the seed suffix."""
+    return re.sub(r"_seed\d+$", "", name)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{mean(values):.2f} +- {stdev(values):.2f}"
+
+
 def summary_table(results: Path) -> str:
-    """One row per results file: what it changed and what it measured."""
-    rows = ["| run | encoder graph, aggregator | heads | layers | norm / warm-up | "
-            "edges per sentence | train tok/s | val BLEU (tok, lc, greedy) | test2016 cased | "
-            "test2016 tok, lc |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    """One row per configuration (its seeds together): what it changed, its budget and seeds,
+    and what it measured (BLEU: mean +- sample standard deviation over the seeds, val decoded
+    as test is, in the runs' headline protocol), with the verdict against its baseline from
+    ``verdicts.json``."""
+    groups: dict[str, list[dict]] = {}
     for r in load_results(results).values():
+        groups.setdefault(group_name(r["name"]), []).append(r)
+    verdicts = {v["changed"]: v for v in (read_json(results / "verdicts.json") or {}).get(
+        "verdicts", [])}
+    rows = ["| configuration | encoder graph, aggregator | heads | layers | norm, warm-up, lr | "
+            "updates | seeds | edges per sentence | val BLEU | test2016 BLEU | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in groups.items():
+        r = runs[0]
         m, t = r["config"]["model"], r["config"]["train"]
-        s = r["scores"]["test_2016_flickr"]
+        protocol = r["config"]["eval"].get("protocol", "bleu_tok_lc")
         encoder = f"{m.get('encoder_graph', 'complete')}, {m.get('enc_aggregator', 'attention')}"
         decoder = m.get("dec_aggregator", "attention")
         if decoder != "attention":
             encoder += f", decoder self: {decoder}"
         norm = "pre-LN" if m.get("norm_first", True) else "post-LN"
+        warmup = t["warmup_steps"] if t.get("warmup", "linear") == "linear" else "none"
+        val = [x["scores"]["val"][protocol] for x in runs if "val" in x["scores"]]
+        test = [x["scores"]["test_2016_flickr"][protocol] for x in runs]
+        v = verdicts.get(name)
+        verdict = f"{v['verdict']} than `{v['baseline']}`" if v else ""
         rows.append(
-            f"| `{r['name']}` | {encoder} | {m['n_heads']} | {m['n_enc_layers']}+"
-            f"{m['n_dec_layers']} | {norm}, warm-up {t['warmup_steps']} | "
-            f"{r['edges_per_sentence']} | {r['train_tokens_per_s']:,.0f} | {r['val_bleu']:.2f} | "
-            f"{s['bleu_cased']:.2f} | {s['bleu_tok_lc']:.2f} |")
+            f"| `{name}` | {encoder} | {m['n_heads']} | {m['n_enc_layers']}+"
+            f"{m['n_dec_layers']} | {norm}, {warmup}, {t['lr']:g} | {r['train_steps']:,} | "
+            f"{', '.join(str(x['config']['train']['seed']) for x in runs)} | "
+            f"{r['edges_per_sentence']} | {_mean_sd(val) if val else '-'} | "
+            f"`{protocol}` {_mean_sd(test)} | {verdict} |")
     return "\n".join(rows)
+
+
+def verdicts_table(results: Path) -> str:
+    """Every comparison of ``repro/essay.py``'s list whose runs exist: the val difference over
+    the seeds, the paired test difference of each seed with its 95% interval, the verdict."""
+    v = read_json(results / "verdicts.json")
+    if not v or not v["verdicts"]:
+        return ""
+    rows = ["| question | baseline -> changed | seeds | updates | val difference | test2016 "
+            "difference per seed [95% interval] | verdict |", "|---|---|---|---|---|---|---|"]
+    for d in v["verdicts"]:
+        val = f"{d['val_delta_mean']:+.2f}" + (
+            f" +- {d['val_delta_sd']:.2f}" if d["val_delta_sd"] is not None else "")
+        test = "; ".join(f"{s['test']['delta']:+.2f} [{s['test']['ci95'][0]:+.2f}, "
+                         f"{s['test']['ci95'][1]:+.2f}]" for s in d["per_seed"])
+        rows.append(f"| {d['question']} | `{d['baseline']}` -> `{d['changed']}` | "
+                    f"{', '.join(map(str, d['seeds']))} | "
+                    f"{', '.join(f'{u:,}' for u in d['updates'])} | {val} | {test} | "
+                    f"**{d['verdict']}** |")
+    return (f"The decision rule (`repro/essay.py`): {v['rule']}\n\n" + "\n".join(rows))
 
 
 def load_results(results: Path) -> dict[str, dict]:
@@ -45,22 +92,6 @@ def load_results(results: Path) -> dict[str, dict]:
         if "scores" in r:
             found[r["name"]] = r
     return found
-
-
-def seed_spread(runs: dict[str, dict]) -> str:
-    """The two seeds of each repeated experiment, side by side: the noise floor."""
-    lines = []
-    for a, b in seed_pairs(runs):
-        ta = a["scores"]["test_2016_flickr"]["bleu_tok_lc"]
-        tb = b["scores"]["test_2016_flickr"]["bleu_tok_lc"]
-        lines.append(f"- `{a['name']}` vs `{b['name']}` (seeds {a['config']['train']['seed']} "
-                     f"and {b['config']['train']['seed']}): val BLEU {a['val_bleu']:.2f} / "
-                     f"{b['val_bleu']:.2f} (spread {abs(a['val_bleu'] - b['val_bleu']):.2f}), "
-                     f"test2016 tok, lc {ta:.2f} / {tb:.2f} (spread {abs(ta - tb):.2f})")
-    if not lines:
-        return ""
-    return ("Seed spread, the noise floor of every difference above (same config, another "
-            "seed):\n\n" + "\n".join(lines))
 
 
 def read_json(path: Path) -> dict | None:
@@ -163,7 +194,7 @@ def probe_summary(results: Path) -> str:
 def summary(results: Path) -> str:
     """The README section between the markers: table, seed spread, figures, analyses."""
     runs = load_results(results)
-    parts = [summary_table(results), seed_spread(runs)]
+    parts = [summary_table(results), verdicts_table(results)]
     parts += [f"![{name[:-4]}](results/experiments/{name})" for name in figures_shown(runs)]
     learned = read_json(results / "learned_graph_w4.json")
     if learned is not None:

@@ -91,6 +91,12 @@ def run_label(r: dict) -> str:
             f"{r['threads']} CPU threads)")
 
 
+def chosen_on(r: dict) -> str:
+    """The protocol whose greedy val BLEU chose a run's final weights (older runs, without
+    ``eval.protocol``, chose on ``bleu_tok_lc``)."""
+    return r["config"]["eval"].get("protocol", "bleu_tok_lc")
+
+
 def updates(r: dict) -> str:
     """A run's number of updates, or '-' for an older file without it."""
     return f"{r['train_steps']:,}" if "train_steps" in r else "-"
@@ -188,6 +194,10 @@ def plot_bleu_by_updates(results_dir: Path, path: Path) -> None:
     save_figure(fig, path)
 
 
+#: How close to its lowest val NLL a curve counts as flat.
+FLAT_NATS = 0.02
+
+
 def _against(score: float, ci: list[float] | None, anchor: float) -> str:
     """Where ``anchor`` lies with respect to a score's 95% interval."""
     if ci is None:
@@ -241,10 +251,12 @@ def target_report(results_dir: Path) -> str:
         last, best_epoch = epochs[-1], max(epochs, key=lambda h: h["val_bleu_greedy"])
         recent = epochs[-5:]
         per_epoch = (recent[0]["val_nll"] - recent[-1]["val_nll"]) / max(1, len(recent) - 1)
+        best_nll = min(h["val_nll"] for h in epochs)
+        flat = next(h for h in epochs if h["val_nll"] <= best_nll + FLAT_NATS)
         reached = ", ".join(f"{level} at {minutes} min" if minutes is not None else
                             f"{level} never" for level, minutes in r["time_to_bleu"].items()
                             if level != "metric")
-        key = VAL_BLEU_KEYS[headline(r)]
+        key = VAL_BLEU_KEYS[chosen_on(r)]
         candidates = ", ".join(f"{name} {c[key]:.2f}" for name, c in r["val_candidates"].items())
         keep = r["config"]["train"].get("keep", "better")
         lines.append(
@@ -254,9 +266,10 @@ def target_report(results_dir: Path) -> str:
             f"({last['val_bleu_greedy']:.2f}); over the last {len(recent)} epochs val NLL fell "
             f"by {per_epoch:.3f} per epoch "
             + ("(still improving when training stopped" if per_epoch > 0.005 else "(flat")
-            + f"; stop: {r['stopped_early'] or 'max_epochs'}). Final weights "
+            + f"; stop: {r['stopped_early'] or 'max_epochs'}); it came within {FLAT_NATS} nats "
+            f"of its lowest ({best_nll:.3f}) at update {flat['step']:,}. Final weights "
             + ("chosen on val" if keep == "better" else f"by rule ({keep})")
-            + f" (greedy `{headline(r)}`): {candidates} -> `{r['chosen_weights']}`. Training "
+            + f" (greedy `{chosen_on(r)}`): {candidates} -> `{r['chosen_weights']}`. Training "
             f"saw {_budget(r)}.")
     return "\n".join(lines)
 
