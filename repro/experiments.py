@@ -14,8 +14,9 @@ holds val decoded as test is, ``scores["val"]``, on which the essay decides).
 Four analyses read trained models instead of training one (each skipped when its output
 exists): the frozen "learned" encoder graph (``repro/learned_graph.py``, from
 ``graph_complete``, before ``graph_learned_4`` trains on it), head pruning
-(``repro/heads.py``), the syntax study (``repro/syntax_study.py``), both on
-``graph_complete``, and the attention-scaling probe (``repro/scaling_probe.py``, its own
+(``repro/heads.py``) and the syntax study (``repro/syntax_study.py``), both on
+``graph_complete`` and again on the converged default (``runs/default/final.pt``), and the
+attention-scaling probe (``repro/scaling_probe.py``, its own
 small runs). The summary table and figures in ``repro/README.md`` are regenerated from the
 files (``repro/report/experiments.py``).
 """
@@ -46,8 +47,11 @@ from .report.repro_results import REPRO_README
 EXPERIMENTS = Path("repro/experiments")
 #: The complete-graph model the analyses read.
 TEACHER = "graph_complete"
+#: The converged model the analyses read again: the 1-hour default's (``make repro``).
+CONVERGED = Path("runs/default/final.pt")
 #: Analyses of trained models, by the name ``--only`` takes (see :func:`analyses`).
-ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe")
+ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe", "heads_pruning_converged",
+            "syntax_study_converged")
 
 
 def experiment_configs(only: list[str] | None = None) -> list[Path]:
@@ -141,6 +145,14 @@ def analyses(args: argparse.Namespace, root: Path) -> dict[str, tuple[Path, Call
                           lambda: scaling_probe.run(EXPERIMENTS / "_schedule.yaml", root,
                                                     args.results / "scaling_probe.json",
                                                     overrides=args.set, **updates)),
+        "heads_pruning_converged": (
+            args.results / "heads_pruning_converged.json",
+            lambda: heads.run(args.converged, root,
+                              args.results / "heads_pruning_converged.json", sentences=n)),
+        "syntax_study_converged": (
+            args.results / "syntax_converged" / "syntax_study.json",
+            lambda: syntax_study.run(args.converged, root, args.results / "syntax_converged",
+                                     sentences=n)),
     }
 
 
@@ -153,8 +165,10 @@ def run_analyses(args: argparse.Namespace) -> None:
         if out.exists():
             print(f"{name}: done ({out})", file=sys.stderr)
             continue
-        if name != "scaling_probe" and not (args.runs / TEACHER / "final.pt").exists():
-            print(f"{name}: waits for {TEACHER}", file=sys.stderr)
+        teacher = (args.converged if name.endswith("_converged")
+                   else args.runs / TEACHER / "final.pt")
+        if name != "scaling_probe" and not teacher.exists():
+            print(f"{name}: waits for {teacher}", file=sys.stderr)
             continue
         print(f"{name}: running", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/experiments"),
                         help="checkpoints, one directory per experiment")
     parser.add_argument("--readme", type=Path, default=REPRO_README)
+    parser.add_argument("--converged", type=Path, default=CONVERGED,
+                        help="the converged model the *_converged analyses read")
     parser.add_argument("--sentences", type=int, default=500,
                         help="val sentences read by head pruning and the syntax study")
     parser.add_argument("--probe-updates", type=int, default=None,

@@ -36,13 +36,17 @@ def test_two_experiments_run_resume_and_fill_the_table(tmp_path):
     cmd = [sys.executable, "-m", "repro.experiments", "--only", "graph_complete", "heads_2",
            "graph_learned_4", *ANALYSES, "--results", str(tmp_path / "results"),
            "--runs", str(tmp_path / "runs"), "--readme", str(readme), "--sentences", "8",
-           "--probe-updates", "2", "--set", *TINY]
+           "--probe-updates", "2", "--converged",
+           str(tmp_path / "runs" / "graph_complete" / "final.pt"), "--set", *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
-    analysed = {name: results.pop(name) for name in ("heads_pruning", "scaling_probe",
-                                                       "learned_graph_w4", "verdicts")}
+    analysed = {name: results.pop(name) for name in (
+        "heads_pruning", "heads_pruning_converged", "scaling_probe", "learned_graph_w4",
+        "verdicts")}
+    assert analysed["heads_pruning_converged"]["checkpoint"].endswith("graph_complete/final.pt")
+    assert (tmp_path / "results" / "syntax_converged" / "syntax_study.json").exists()
     # the essay's pairs whose runs exist are decided: heads_2 and the learned graph against
     # graph_complete, on seed 1, with a paired interval on test
     decided = {(v["baseline"], v["changed"]): v for v in analysed["verdicts"]["verdicts"]}

@@ -104,9 +104,10 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def heads_summary(results: Path) -> str:
+def heads_summary(results: Path, stem: str = "heads_pruning",
+                  model: str = "`graph_complete`") -> str:
     """Val BLEU as heads of one attention type are pruned (``repro/heads.py``)."""
-    r = read_json(results / "heads_pruning.json")
+    r = read_json(results / f"{stem}.json")
     if r is None:
         return ""
     curves = {kind: {p["heads_kept"]: p["bleu_tok_lc"] for p in c["points"]}
@@ -117,17 +118,18 @@ def heads_summary(results: Path) -> str:
     rows += [f"| {k} | " + " | ".join(fmt(c.get(k)) for c in curves.values()) + " |"
              for k in kept]
     first, last = r.get("importance_sentences", [0, r["sentences"]])
-    return (f"**Head pruning** (`repro/heads.py` on `graph_complete`, greedy decoding). "
+    return (f"**Head pruning** (`repro/heads.py` on {model}, greedy decoding). "
             f"Importance = val NLL increase when the head alone is masked, measured on val "
             f"sentences {first}-{last}; heads are then removed least important first, one type "
             f"at a time (the other two keep all heads), and val BLEU (tok, lc) is measured on "
             f"the first {r['sentences']} val sentences:\n\n" + "\n".join(rows)
-            + "\n\n![head pruning](results/experiments/heads_pruning.png)")
+            + f"\n\n![head pruning](results/experiments/{stem}.png)")
 
 
-def syntax_summary(results: Path) -> str:
+def syntax_summary(results: Path, folder: str = "syntax",
+                   model: str = "`graph_complete`") -> str:
     """Encoder heads against adjacency, entropy and alignment (``repro/syntax_study.py``)."""
-    r = read_json(results / "syntax" / "syntax_study.json")
+    r = read_json(results / folder / "syntax_study.json")
     if r is None:
         return ""
     enc, cross = r["encoder"], r["cross"]
@@ -140,8 +142,9 @@ def syntax_summary(results: Path) -> str:
                      f"{sum(h['mean_entropy'] for h in heads) / len(heads):.2f} |")
     cross_rows = ", ".join(f"layer {c['layer']}: {fmt(c['share_predicting'])}"
                            for c in cross["per_layer"])
-    figures = " ".join(f"![{k}](results/experiments/syntax/{v})" for k, v in r["figures"].items())
-    return ("**Neural syntax** (`repro/syntax_study.py` on `graph_complete`, "
+    figures = " ".join(f"![{k}](results/experiments/{folder}/{v})"
+                       for k, v in r["figures"].items())
+    return (f"**Neural syntax** (`repro/syntax_study.py` on {model}, "
             f"{r['sentences']} val sentences, words from spaCy's rule-based tokenizer; "
             f"{r['rule']['word_attention'].split(':')[0]}). Share of words whose strongest "
             "other word is a neighbour, per encoder layer (range over heads), and mean row "
@@ -203,7 +206,10 @@ def summary(results: Path) -> str:
                      f"tokens, {fmt(learned['within_window_share_non_self'], '.0%')} lie inside "
                      "the window-4 graph (random wiring with the same in-degrees: "
                      f"{fmt(learned.get('random_within_window_share_non_self'), '.0%')}).")
-    parts += [heads_summary(results), syntax_summary(results), probe_summary(results)]
+    converged = "the converged default (`runs/default/final.pt`, 2,400 updates)"
+    parts += [heads_summary(results), syntax_summary(results),
+              heads_summary(results, "heads_pruning_converged", converged),
+              syntax_summary(results, "syntax_converged", converged), probe_summary(results)]
     return "\n\n".join(p for p in parts if p)
 
 
