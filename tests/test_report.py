@@ -16,6 +16,7 @@ from repro.report.repro_results import (
     RESULT_PROTOCOL_COLUMNS,
     RESULTS_SECTION,
     TARGETS_SECTION,
+    duration,
     headline,
     in_search,
     results_table,
@@ -48,7 +49,9 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert len(ours) == 2
     assert "**36.79**" in ours[0] and "| 50.0 min |" in ours[0]
     assert "**38.12**" in ours[1]
-    assert "70.0 min + 54.0 min of training before resuming at step 2000" in ours[1]
+    assert "2.07 h: 54.0 min of training before resuming at step 2,000, then 70.0 min" \
+        in ours[1]
+    assert duration(3 * 3600 + 900) == "3.25 h"
     cells = [c.strip() for c in ours[0].split("|")[2:5]]  # cased, dgl, tok_lc
     assert cells == ["**1.50**", "-", "**36.79**"]  # an older result without bleu_dgl
     dgl = next(r for r in rows if "6+6 layers (word level)" in r)

@@ -72,14 +72,20 @@ def write_samples(name: str, samples: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def duration(seconds: float) -> str:
+    """Minutes, or hours past two of them."""
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
 def wall_time(result: dict) -> str:
-    """Wall time of the run; a resumed run adds the training time spent before it resumed."""
-    text = f"{result['wall_seconds'] / 60:.1f} min"
+    """Wall time of the run, data to results; a run recorded in pieces adds the training time
+    spent before its last piece."""
     before = result.get("resumed_from")
-    if before:
-        text += (f" + {before['train_seconds'] / 60:.1f} min of training before resuming at "
-                 f"step {before['step']}")
-    return text
+    if not before:
+        return duration(result["wall_seconds"])
+    return (f"{duration(result['wall_seconds'] + before['train_seconds'])}: "
+            f"{duration(before['train_seconds'])} of training before resuming at step "
+            f"{before['step']:,}, then {duration(result['wall_seconds'])}")
 
 
 def run_label(r: dict) -> str:
