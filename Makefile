@@ -10,9 +10,17 @@ CONFIG ?= repro/configs/default.yaml
 # `make bench` compares the policies.
 WAIT := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
-.PHONY: setup test unit integration lint notebooks audit lab data repro experiments bench clean
+.PHONY: setup browser test unit integration lint notebooks audit lab data repro experiments bench site clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# The attention viewer's tests drive Debian's Chromium and ChromeDriver (never a downloaded
+# browser): installed here where apt-get can (as root), else one line says how to get them.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "make setup: the viewer's tests need Chromium: sudo apt-get install chromium chromium-driver"; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +85,12 @@ experiments:
 
 bench:
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.bench
+
+# The course (committed notebooks with their outputs and live attention viewers), the results
+# and the benchmarks as a static website in site/ (mkdocs.yml), offline: open site/index.html,
+# or serve it with `python -m http.server -d site`.
+site: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --clean --site-dir site
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -43,6 +43,7 @@ import os
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 from matplotlib.patches import FancyArrowPatch
 
 from dgl_transformer import BOS, EOS, PAD, UNK, DenseTransformer, GraphTransformer, PackedBatch
@@ -53,6 +54,7 @@ from dgl_transformer.nn.hooks import observe_attention
 from dgl_transformer.tokens import NUM_SPECIALS
 from dgl_transformer.toy import exact_match, make_task, toy_config, train_toy
 from dgl_transformer.training import train_step, warmup_inverse_sqrt
+from dgl_transformer.viewer import show_attention
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 SEED = int(os.environ.get("DGLT_SEED", "0"))  # another seed: run_notebooks.py --seed N
@@ -391,6 +393,43 @@ plt.suptitle("the decoder graph grows by one node per step (cross edges shown fo
              y=1.02)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ### The three graphs, live
+#
+# The figures above are static, and GitHub shows only them. In JupyterLab or VS Code the cell
+# below draws the trained model's three graphs for this pair in a page of their own
+# (`dgl_transformer.viewer.show_attention`; `view.save("pair.html")` writes the same page, and
+# it works offline): tokens are nodes, each edge as wide as its attention weight $\alpha_{ij}$.
+# Hover a token to see its in-edges — what it aggregates, with their weights, which sum to 1 —
+# and its out-edges; pick a layer and a head, or every head side by side; hide weak edges with
+# the threshold; and drag the **step** slider to replay the greedy decoding above, the
+# decoder's graph growing one node per step.
+#
+# The page reads one teacher-forced pass over the output, through `observe_attention`. Is that
+# what decoding saw? The decoder's graph is causal: node $t$ hears only nodes $\le t$, so in the
+# teacher-forced pass it computes exactly what it computed at the step that added it. We check
+# it against the weights `observe_attention` reports while the library's `greedy` decodes (one
+# new node per step, through the incremental cache), and that the page's graphs are this
+# pair's complete, causal and bipartite graphs.
+
+# %%
+view = show_attention(model, demo_src, result, src_tokens=show(demo_src).split(),
+                      tgt_tokens=show(result).split(), threshold=0.1)
+n_demo, m_demo = len(demo_src), len(result) + 1  # source tokens, decoder nodes
+assert view.graphs["enc"].edges() == edge_list(graphs.complete_graph([n_demo]))
+assert view.graphs["dec_self"].edges() == edge_list(graphs.causal_graph([m_demo]))
+assert view.graphs["cross"].edges() == edge_list(graphs.cross_graph([n_demo], [m_demo]))
+with observe_attention(model) as decoding_events:
+    greedy(model, [demo_src], max_len=cfg.max_len)
+for kind in ("dec_self", "cross"):
+    seen = view.graphs[kind]
+    for layer in range(cfg.n_dec_layers):
+        steps_seen = [e for e in decoding_events if e.kind == kind and e.layer == layer]
+        assert len(steps_seen) == m_demo  # one step per decoder node
+        for t, event in enumerate(steps_seen):  # the step that added node t
+            assert torch.allclose(seen.weights[layer][seen.dst == t], event.weights, atol=1e-5)
+display(view)
 
 # %% [markdown]
 # ### The incremental cache, measured

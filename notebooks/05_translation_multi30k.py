@@ -53,6 +53,7 @@ import sacrebleu
 import spacy
 import torch
 import torch.nn.functional as F
+from IPython.display import display
 from torch.overrides import TorchFunctionMode
 
 import dgl_transformer
@@ -67,9 +68,9 @@ from dgl_transformer import (
     TransformerConfig,
 )
 from dgl_transformer.mt.batching import make_batches
+from dgl_transformer.mt.bleu import bleu_tok_lc
 from dgl_transformer.mt.checkpoint import CheckpointError, TrainedModel
 from dgl_transformer.mt.data import read_parallel, read_split
-from dgl_transformer.mt.evaluate import bleu_tok_lc
 from dgl_transformer.mt.generate import Translator, translate_ids
 from dgl_transformer.mt.text import TextPipeline, preprocess
 from dgl_transformer.nn.decoding import beam_search, greedy, translate
@@ -80,6 +81,7 @@ from dgl_transformer.training import (
     train_step,
     warmup_inverse_sqrt,
 )
+from dgl_transformer.viewer import show_attention
 
 QUICK = os.environ.get("DGLT_QUICK") == "1"  # CI: shorter training, same lesson
 logging.getLogger("sacrebleu").setLevel(logging.ERROR)  # no advice on tokenised input
@@ -868,6 +870,24 @@ plt.suptitle("encoder self-attention at word level (row: receiving word, column:
              y=1.0)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# The same sentence in the attention viewer (`dgl_transformer.viewer`; live in JupyterLab or
+# VS Code, while GitHub shows the static maps above): every head of a layer side by side, each
+# a graph over the same spaCy words — the viewer merges the pieces by the rule above, given the
+# lesson's `groups` — beside the decoder's causal graph and the cross graph of the model's own
+# translation (beam search, $k = 4$). Pick one head and hover a word to read its weights;
+# drag the step slider to watch the translation's graphs grow; untick "words" to see the
+# pieces. The weights are those `observe_attention` reports, as for the maps above.
+
+# %%
+view = show_attention(Translator(model, pipeline), sentence, src_words=groups.tolist(),
+                      beam_size=4, head=None, words=True, threshold=0.1)
+assert [w.lower() for w in view.source.words] == [w.lower() for w in words]
+assert view.graphs["enc"].edges() == list(zip(eu.tolist(), ev.tolist(), strict=True))
+for layer in range(len(model.encoder)):  # the encoder's weights, as drawn above
+    assert torch.allclose(view.graphs["enc"].weights[layer], enc["enc"][layer], atol=1e-6)
+display(view)
 
 # %% [markdown]
 # One sentence is an anecdote. To say what each head does *in general*, we measure over 200

@@ -4,7 +4,7 @@ generated sections and figures from the result files (all of them by default).""
 import argparse
 import sys
 
-from .benchmarks import BENCH_JSON, read_bench_results, update_benchmarks
+from .benchmarks import BENCH_JSON, read_bench_results, update_benchmarks, update_viewer_section
 from .experiments import EXPERIMENT_RESULTS, update_experiments_section
 from .repro_results import REPRO_README, REPRO_RESULTS, update_readme
 
@@ -12,6 +12,7 @@ UPDATES = {
     "repro": lambda: update_readme(REPRO_RESULTS, REPRO_README),
     "experiments": lambda: update_experiments_section(EXPERIMENT_RESULTS, REPRO_README),
     "benchmarks": lambda: update_benchmarks(read_bench_results(BENCH_JSON)),
+    "viewer": update_viewer_section,  # its section of BENCHMARKS.md only
 }
 
 parser = argparse.ArgumentParser(prog="python -m repro.report", description=__doc__)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bench.results import BenchResults
+from . import viewer
 from .bench_findings import earlier_targets_section, optimisations_section, unmet_targets_section
 from .bench_format import labelled, markdown_table, verdict
 from .bench_plot import write_bench_plot
@@ -26,6 +27,7 @@ from .bench_tables import (
     training_section,
     wait_policy_section,
 )
+from .markers import markers, write_section
 
 BENCH_JSON = Path("repro/results/bench.json")
 BENCH_PLOT = Path("repro/results/bench.png")
@@ -195,4 +197,23 @@ def markdown(r: BenchResults) -> str:
         out += wait_policy_section(r["wait_policy"])
     out += ["## Anchors (not measured by this run)", ""]
     out += [f"* {a['value']} target tokens/s: {a['source']}" for a in r["anchors"].values()]
-    return "\n".join(out + ["", BENCH_METHOD])
+    return "\n".join(out + ["", BENCH_METHOD] + viewer_block())
+
+
+def viewer_block() -> list[str]:
+    """The attention viewer's section (``repro/report/viewer.py``), between its markers, from
+    its own result file; nothing if that was never measured."""
+    results = viewer.read_results()
+    if results is None:
+        return []
+    begin, end = markers(viewer.SECTION)
+    return [begin, viewer.section(results), end, ""]
+
+
+def update_viewer_section(page: Path = BENCHMARKS_PAGE) -> None:
+    """Rewrite only the viewer's section of ``page`` from its result file."""
+    results = viewer.read_results()
+    if results is None:
+        raise SystemExit(f"error: {viewer.VIEWER_JSON}: no viewer measurement "
+                         "(python -m repro.report.viewer)")
+    write_section(page, viewer.SECTION, viewer.section(results))
