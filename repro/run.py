@@ -90,15 +90,17 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     model trained otherwise. A ``final.pt`` written under other limits (a finished default run
     copied into ``runs/long``) is continued to this config's limits. Returns where a resumed run
     started: its step and the training seconds already spent, which this invocation's wall time
-    does not include; None when nothing was resumed.
+    does not include (for a run finished earlier, all of its training); None when it trained
+    from scratch here.
     """
     final = out_dir / "final.pt"
     if final.exists():
         cfg = load_config(config, overrides)
-        saved = checkpoint.TrainedModel.load(final).run_config
-        check_resumable(final, saved, cfg)
-        if finished(saved, cfg.to_dict()):
-            return None
+        trained = checkpoint.TrainedModel.load(final)
+        check_resumable(final, trained.run_config, cfg)
+        if finished(trained.run_config, cfg.to_dict()):  # trained earlier: evaluate only
+            return {"checkpoint": final.as_posix(), "step": trained.steps,
+                    "train_seconds": round(trained.train_seconds, 1)}
     cmd = [sys.executable, "-m", "dgl_transformer.mt.train", "--config", config,
            *overrides_args(overrides)]
     resumed = None

@@ -114,7 +114,9 @@ def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
     trained = checkpoint.TrainedModel(run_config=load_config(config).to_dict(), model_config={},
                                       pipeline={}, model={})
     trained.save(tmp_path / "final.pt")
-    assert run.train(str(config), [], tmp_path) is None and len(calls) == 2  # done: no training
+    done = run.train(str(config), [], tmp_path)  # trained earlier: evaluate only
+    assert done == {"checkpoint": (tmp_path / "final.pt").as_posix(), "step": 0,
+                    "train_seconds": 0.0} and len(calls) == 2
     with pytest.raises(TrainingError, match="was trained with model.d_model=64"):
         run.train(str(config), ["model.d_model=32"], tmp_path)  # never reports another model
 

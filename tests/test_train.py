@@ -188,7 +188,8 @@ def test_repro_continues_a_finished_shorter_run_to_the_longer_runs_result(
     assert_same_weights(longer.model, whole.model)
 
     written = (run / "final.pt").stat().st_mtime_ns
-    assert repro_run.train(str(config), [f"train.out_dir={run}"], run) is None
+    again = repro_run.train(str(config), [f"train.out_dir={run}"], run)  # evaluate only
+    assert again["step"] == whole.steps and again["train_seconds"] > 0
     assert (run / "final.pt").stat().st_mtime_ns == written
 
 
