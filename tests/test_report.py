@@ -15,12 +15,14 @@ from repro.report.repro_results import (
     PUBLISHED_BLEU_ANCHORS,
     RESULT_PROTOCOL_COLUMNS,
     RESULTS_SECTION,
+    SWEEP_SECTION,
     TARGETS_SECTION,
     duration,
     headline,
     in_search,
     results_table,
     score_cell,
+    sweep_report,
     target_report,
     updates,
     wall_time,
@@ -97,6 +99,7 @@ def test_the_readme_sections_are_generated_from_the_recorded_results(monkeypatch
     readme, results = Path("repro/README.md"), Path("repro/results")
     assert read_section(readme, RESULTS_SECTION) == results_table(results)
     assert read_section(readme, TARGETS_SECTION) == target_report(results)
+    assert read_section(readme, SWEEP_SECTION) == sweep_report(results)
 
 
 def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
@@ -181,3 +184,19 @@ def test_result_files_carry_no_absolute_paths():
     for path in files:
         for text in strings(json.loads(path.read_text())):
             assert not (text.startswith("/") or text[1:3] == ":\\"), f"{path}: {text!r}"
+
+
+def test_the_search_table_decides_on_val_and_names_what_each_run_changes(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = load_config(CONFIGS / "default.yaml").to_dict()
+    for name, dropout, val, test in (("default_a", 0.1, 36.0, 38.5), ("default_b", 0.2, 37.0,
+                                                                        37.5)):
+        config = json.loads(json.dumps(base))
+        config["name"], config["model"]["dropout"] = name, dropout
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "name": name, "config": config, "train_steps": 2400,
+            "scores": {"val": {"bleu_dgl": val}, "test_2016_flickr": {"bleu_dgl": test}}}))
+    rows = sweep_report(tmp_path).splitlines()[2:]
+    assert rows[0].startswith("| `default_a` | `model.dropout` 0.1 | 2,400 | `bleu_dgl` 36.00 |")
+    assert rows[0].endswith("|  |")  # the better test score does not decide
+    assert rows[1].endswith("| **best on val** |")
