@@ -92,9 +92,10 @@ syntax = read("syntax/syntax_study.json")
 probe = read("scaling_probe.json")
 learned = read("learned_graph_w4.json")
 
-# every config of repro/experiments/ has its results file, each from the same schedule
+# every results file comes from a config of repro/experiments/, each from the same schedule
+# (the configs added since, for more seeds and longer runs, have no results here yet)
 configs = {p.stem for p in (ROOT / "repro" / "experiments").glob("[!_]*.yaml")}
-assert configs == set(runs), f"missing results: {configs - set(runs)}"
+assert set(runs) <= configs, f"results without a config: {set(runs) - configs}"
 minutes = {r["config"]["train"]["time_limit_minutes"] for r in runs.values()}
 assert len(minutes) == 1, minutes
 complete = runs["graph_complete"]
