@@ -10,7 +10,7 @@ CONFIG ?= repro/configs/default.yaml
 # `make bench` compares the policies.
 WAIT := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
-.PHONY: setup browser test unit integration lint notebooks audit lab data repro experiments bench site clean
+.PHONY: setup browser test unit integration lint notebooks audit lab data repro experiments bench site site-build clean
 
 setup: $(VENV)/.installed browser
 
@@ -20,7 +20,9 @@ browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	else echo "make setup: the viewer's tests need Chromium: sudo apt-get install chromium chromium-driver"; fi
+	elif command -v apt-get >/dev/null; then \
+	  echo "make setup: the viewer's tests need Chromium: sudo apt-get install chromium chromium-driver"; \
+	else echo "make setup: the viewer's tests need Chromium and ChromeDriver at /usr/bin/chromium and /usr/bin/chromedriver (e.g. Debian's chromium and chromium-driver packages)"; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -88,8 +90,14 @@ bench:
 
 # The course (committed notebooks with their outputs and live attention viewers), the results
 # and the benchmarks as a static website in site/ (mkdocs.yml), offline: open site/index.html,
-# or serve it with `python -m http.server -d site`.
-site: setup
+# or serve it with `python -m http.server -d site`. Needs the venv only (no browser, no
+# network once it is installed).
+site: $(VENV)/.installed
+	@$(MAKE) --no-print-directory site-build
+
+# The build alone, with any Python that has the `site` extra's pins: the GitHub Pages
+# workflow (.github/workflows/pages.yml) runs `make site-build PY=python`.
+site-build:
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --clean --site-dir site
 
 clean:

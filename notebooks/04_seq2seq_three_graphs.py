@@ -34,8 +34,9 @@
 # as equations and check each against the project's `GraphTransformer`, see that the causal
 # graph *is* the decoder's mask, train the model to reverse digit strings on the CPU, and
 # decode greedily, watching the decoder's graph grow one node at a time — and measure how
-# many edges the incremental cache saves. (Beam search, which keeps several growing graphs,
-# comes in lesson 5, where the model has real choices to make.)
+# many edges the incremental cache saves. At the end, an interactive viewer draws the trained
+# model's attention weights on all three graphs. (Beam search, which keeps several growing
+# graphs, comes in lesson 5, where the model has real choices to make.)
 
 # %%
 import dataclasses
@@ -107,8 +108,9 @@ assert (j <= i).all()  # a target token hears only itself and earlier tokens
 
 # %%
 def draw_pair(ax, src_labels, tgt_labels, enc=(), dec=(), cross=(), colours=("C0", "C2", "C1"),
-              title=""):
-    """Source tokens at y=0, target tokens at y=1; edges are (sender, receiver) pairs."""
+              title="", weights=None):
+    """Source tokens at y=0, target tokens at y=1; edges are (sender, receiver) pairs, drawn
+    thin, or as wide and dark as their attention weight in ``weights`` (edge -> weight)."""
     S = [(k - (len(src_labels) - 1) / 2, 0.0) for k in range(len(src_labels))]  # centred rows
     T = [(k - (len(tgt_labels) - 1) / 2, 1.0) for k in range(len(tgt_labels))]
     for edges, a, b, rad, colour in [(enc, S, S, 0.5, colours[0]), (dec, T, T, -0.5, colours[1]),
@@ -116,9 +118,12 @@ def draw_pair(ax, src_labels, tgt_labels, enc=(), dec=(), cross=(), colours=("C0
         for u, v in edges:
             if a is b and u == v:
                 continue
+            w = None if weights is None else weights[u, v]
             ax.add_patch(FancyArrowPatch(a[u], b[v], connectionstyle=f"arc3,rad={rad}",
-                                         arrowstyle="-|>", mutation_scale=7, lw=0.6,
-                                         color=colour, alpha=0.6, shrinkA=9, shrinkB=9))
+                                         arrowstyle="-|>", mutation_scale=7,
+                                         lw=0.6 if w is None else 0.3 + 4 * w, color=colour,
+                                         alpha=0.6 if w is None else 0.15 + 0.85 * w,
+                                         shrinkA=9, shrinkB=9))
     for (x, y), label in [*zip(S, src_labels, strict=True), *zip(T, tgt_labels, strict=True)]:
         ax.text(x, y, label, ha="center", va="center", fontsize=8,
                 bbox=dict(boxstyle="round", fc="white", ec="#666"))
@@ -395,43 +400,6 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ### The three graphs, live
-#
-# The figures above are static, and GitHub shows only them. In JupyterLab or VS Code the cell
-# below draws the trained model's three graphs for this pair in a page of their own
-# (`dgl_transformer.viewer.show_attention`; `view.save("pair.html")` writes the same page, and
-# it works offline): tokens are nodes, each edge as wide as its attention weight $\alpha_{ij}$.
-# Hover a token to see its in-edges — what it aggregates, with their weights, which sum to 1 —
-# and its out-edges; pick a layer and a head, or every head side by side; hide weak edges with
-# the threshold; and drag the **step** slider to replay the greedy decoding above, the
-# decoder's graph growing one node per step.
-#
-# The page reads one teacher-forced pass over the output, through `observe_attention`. Is that
-# what decoding saw? The decoder's graph is causal: node $t$ hears only nodes $\le t$, so in the
-# teacher-forced pass it computes exactly what it computed at the step that added it. We check
-# it against the weights `observe_attention` reports while the library's `greedy` decodes (one
-# new node per step, through the incremental cache), and that the page's graphs are this
-# pair's complete, causal and bipartite graphs.
-
-# %%
-view = show_attention(model, demo_src, result, src_tokens=show(demo_src).split(),
-                      tgt_tokens=show(result).split(), threshold=0.1)
-n_demo, m_demo = len(demo_src), len(result) + 1  # source tokens, decoder nodes
-assert view.graphs["enc"].edges() == edge_list(graphs.complete_graph([n_demo]))
-assert view.graphs["dec_self"].edges() == edge_list(graphs.causal_graph([m_demo]))
-assert view.graphs["cross"].edges() == edge_list(graphs.cross_graph([n_demo], [m_demo]))
-with observe_attention(model) as decoding_events:
-    greedy(model, [demo_src], max_len=cfg.max_len)
-for kind in ("dec_self", "cross"):
-    seen = view.graphs[kind]
-    for layer in range(cfg.n_dec_layers):
-        steps_seen = [e for e in decoding_events if e.kind == kind and e.layer == layer]
-        assert len(steps_seen) == m_demo  # one step per decoder node
-        for t, event in enumerate(steps_seen):  # the step that added node t
-            assert torch.allclose(seen.weights[layer][seen.dst == t], event.weights, atol=1e-5)
-display(view)
-
-# %% [markdown]
 # ### The incremental cache, measured
 #
 # Re-running the whole decoder at each step recomputes every earlier node again, although
@@ -482,6 +450,89 @@ assert torch.equal(self_rerun, steps_ * (steps_ + 1) // 2)
 assert torch.equal(cross_rerun, len(long_src) * steps_)
 
 # %% [markdown]
+# ### The three graphs, live
+#
+# The figures so far drew the graphs; the attention viewer
+# (`dgl_transformer.viewer.show_attention`) draws the trained model's weights on them, for the
+# pair decoded above, in a page of its own. Run the cell below to see it: JupyterLab draws a
+# saved notebook's page only once you have run the cell (or after `jupyter trust`), the course
+# website (`make site`) shows it as saved, and GitHub shows only the static figure after it.
+# `view.save("pair.html")` writes the same page as one file that works offline.
+#
+# **What is on the screen.** Each panel is one attention type's graph: the senders $j$ in a
+# left column, the receivers $i$ in a right column, one line per edge $j \to i$. In the
+# encoder's and the decoder's self-attention the same tokens stand on both sides, so a
+# horizontal line is a self-loop. The colours are those of the figures above: blue for the
+# encoder, green for the decoder, orange for encoder → decoder; the wider and darker a line,
+# the larger its weight $\alpha_{ij}$. Hover a token. Where it is a receiver, its in-edges
+# turn red and their weights appear beside the senders: they sum to 1, and all of them are
+# listed, even those the threshold hides. Where it is a sender, its out-edges turn purple,
+# with their weights beside the receivers; those need not sum to anything. With every head
+# side by side, hovering highlights but shows no numbers. The controls (layer, head,
+# threshold, step) are described in the page's legend and in `docs/viewer.md` (the course
+# website's *Attention viewer* page).
+#
+# **What to look for.** The page opens on the last decoder layer. In the encoder → decoder
+# panel, follow each decoder node's thickest in-edge: for most nodes it comes from the
+# mirrored source digit, the anti-diagonal of the heat maps above drawn as edges. Switch to
+# layer 0: there the thick edges mostly still come from the end of the source.
+#
+# **The step slider** replays section 4's "step $t$" panels: at step $t$ the decoder holds $t$
+# nodes (`<s>` and the first $t-1$ outputs) and predicts output $t$; the line above the
+# graphs says which, and each panel's heading counts the edges among the nodes shown.
+#
+# **Why the slider shows decoding.** The page does not record decoding. `show_attention`
+# decodes the source with the library's `greedy`, then runs the model once more,
+# teacher-forced on decoding's own output (`<s> 2 8 1 7 2`). At the step that added node $t$,
+# the decoder held nodes $0..t$ with these same tokens. In the teacher-forced pass the later
+# nodes exist too, but no edge of the causal graph, in any layer, carries them into node $t$.
+# So, layer by layer, node $t$'s queries, keys, values and weights are the ones computed at
+# that step, and its cross edges read the same encoder memory. Give `show_attention` a
+# different target (a reference translation) and the slider shows teacher forcing on that
+# target, not decoding. The cell checks the page's weights against those `observe_attention`
+# reports while `greedy` decodes through the incremental cache (equal up to float rounding,
+# `1e-5`), and that every receiver's in-edge weights sum to 1, in every graph, layer and head.
+
+# %%
+with observe_attention(model) as decoding_events:
+    decoded = greedy(model, [demo_src], max_len=cfg.max_len)[0]
+assert torch.equal(decoded, result)  # the library's greedy writes what ours wrote: the labels
+view = show_attention(model, demo_src, src_tokens=show(demo_src).split(),
+                      tgt_tokens=show(result).split(), layer=cfg.n_dec_layers - 1,
+                      threshold=0.1)
+for g in view.graphs.values():  # [layers, edges, heads] -> each receiver's sum
+    sums = torch.zeros(g.weights.shape[0], int(g.dst.max()) + 1, cfg.n_heads)
+    sums.index_add_(1, g.dst, g.weights)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+m_demo = len(result) + 1  # decoder nodes: <s> and the output
+for kind in ("dec_self", "cross"):
+    drawn = view.graphs[kind]
+    for layer in range(cfg.n_dec_layers):
+        steps_seen = [e for e in decoding_events if e.kind == kind and e.layer == layer]
+        assert len(steps_seen) == m_demo  # one step per decoder node
+        for t, event in enumerate(steps_seen):
+            # the step that added node t (step t + 1 on the slider)
+            assert torch.allclose(drawn.weights[layer][drawn.dst == t], event.weights, atol=1e-5)
+display(view)
+
+# %% [markdown]
+# For GitHub, which shows no page: what the page shows first, drawn as in the figures above
+# (one head of the last layer, edges under the threshold left out, self-loops not drawn).
+
+# %%
+panels = [("enc", "enc", "encoder"), ("dec_self", "dec", "decoder"),
+          ("cross", "cross", "encoder -> decoder")]  # kind, draw_pair's argument, title
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+for ax, (kind, arg, name) in zip(axes, panels, strict=True):
+    g = view.graphs[kind]
+    alpha = dict(zip(g.edges(), g.weights[view.layer, :, view.head].tolist(), strict=True))
+    shown = sorted((e for e in g.edges() if alpha[e] >= view.threshold), key=alpha.get)
+    draw_pair(ax, view.source.tokens, view.target.tokens, **{arg: shown}, weights=alpha,
+              title=f"{name}: layer {view.layer}, head {view.head}, weights >= {view.threshold}")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Summary
 #
 # * Encoder, decoder and encoder-decoder attention are one attention routine on three graphs:
@@ -493,6 +544,9 @@ assert torch.equal(cross_rerun, len(long_src) * steps_)
 # * Decoding grows the decoder graph one node per step, never proposing `<pad>`, `<s>` or
 #   `<unk>`; the cache computes only the new node's in-edges — $t$ instead of $t(t+1)/2$ at
 #   step $t$, as counted above.
+# * The attention viewer draws the trained model's weights on the three graphs. Its step
+#   slider reads one teacher-forced pass over the decoded output, which equals decoding
+#   because the decoder's graph is causal: checked against the cached greedy.
 #
 # ## Exercises
 #
@@ -547,8 +601,8 @@ pair_changed = PackedBatch.collate([demo_src], [demo_src.flip(0)])
 pair_original = PackedBatch.collate([demo_src], [demo_src.flip(0)])
 pair_changed.tgt_in[-1] = (pair_changed.tgt_in[-1] - NUM_SPECIALS + 1) % 10 + NUM_SPECIALS
 with torch.no_grad():
-    for view, leaks in [(lambda b: b, False), (leaky, True)]:
-        a, b = model(view(pair_original)), model(view(pair_changed))
+    for transform, leaks in [(lambda b: b, False), (leaky, True)]:
+        a, b = model(transform(pair_original)), model(transform(pair_changed))
         assert (not torch.allclose(a[0], b[0], atol=1e-5)) == leaks
 
 # %% [markdown]

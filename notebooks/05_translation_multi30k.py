@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Lesson 5 — Translating English to German on Multi30k
 #
-# *Reading time: about an hour, exercises included. Running time: three to four minutes, most
+# *Reading time: about 75 minutes, exercises included. Running time: three to four minutes, most
 # of it training a small model (less if `make repro` has left one).*
 #
 # Lessons 3 and 4 built the Transformer as message passing on three graphs and trained it on
@@ -872,20 +872,29 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The same sentence in the attention viewer (`dgl_transformer.viewer`; live in JupyterLab or
-# VS Code, while GitHub shows the static maps above): every head of a layer side by side, each
-# a graph over the same spaCy words — the viewer merges the pieces by the rule above, given the
-# lesson's `groups` — beside the decoder's causal graph and the cross graph of the model's own
-# translation (beam search, $k = 4$). Pick one head and hover a word to read its weights;
-# drag the step slider to watch the translation's graphs grow; untick "words" to see the
-# pieces. The weights are those `observe_attention` reports, as for the maps above.
+# The same sentence in the attention viewer of lesson 4, which says what is on the screen
+# (`docs/viewer.md` lists the controls). Run the cell to see it: JupyterLab draws a saved
+# notebook's page only once you have run the cell (or after `jupyter trust`), the course
+# website (`make site`) shows it as saved, and GitHub shows only the static maps above. It
+# opens on every head of layer 0 side by side, each a graph over the same spaCy words: the
+# viewer merges the pieces by the rule above, given the lesson's `groups`
+# (`tests/test_viewer.py::test_the_word_view_merges_pieces_as_lesson_5_does` checks the merged
+# weights in a browser; a notebook can't run the page's JavaScript); untick "words" to see the
+# pieces. Beside them stand the decoder's causal graph and the cross graph of the model's own
+# translation of this sentence (beam search, $k = 4$), not of section 6.1's test sentence. The
+# viewer labels each decoder node by its input, `<s>` first: one position behind 6.1's rows,
+# which name the piece each node produces and end in `</s>`. The weights are the same numbers
+# `model.attention_weights` gave the maps above (it reads them through `observe_attention`
+# too).
 
 # %%
 view = show_attention(Translator(model, pipeline), sentence, src_words=groups.tolist(),
                       beam_size=4, head=None, words=True, threshold=0.1)
 assert [w.lower() for w in view.source.words] == [w.lower() for w in words]
 assert view.graphs["enc"].edges() == list(zip(eu.tolist(), ev.tolist(), strict=True))
-for layer in range(len(model.encoder)):  # the encoder's weights, as drawn above
+# the encoder's weights, as drawn above: computed there with another target (a lone </s>),
+# but the encoder never sees the target
+for layer in range(len(model.encoder)):
     assert torch.allclose(view.graphs["enc"].weights[layer], enc["enc"][layer], atol=1e-6)
 display(view)
 

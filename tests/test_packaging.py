@@ -1,6 +1,8 @@
 """How the package installs: a wheel that works outside the repository, a light install for the
 network alone, and the make targets and conda file that follow pyproject.toml."""
 
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -73,11 +75,45 @@ def test_conda_environment_installs_the_projects_own_pins():
     assert "python=3.11" in env["dependencies"]
 
 
-def test_make_targets_follow_their_variables():
-    def dry(*args: str) -> str:
-        return subprocess.run(["make", "-n", *args], capture_output=True, text=True,
-                              cwd=ROOT, check=True).stdout
+def dry(*args: str) -> str:
+    """What ``make -n ARGS`` would run."""
+    return subprocess.run(["make", "-n", *args], capture_output=True, text=True, cwd=ROOT,
+                          check=True).stdout
 
+
+def test_make_targets_follow_their_variables():
     repro = dry("repro", "THREADS=4", "PY=python")
     assert "OMP_NUM_THREADS=4" in repro and "train.threads=4" in repro
     assert "-m jupyterlab notebooks/" in dry("lab", "-o", ".venv/.installed")
+
+
+def test_the_pages_workflow_builds_the_site_as_make_site_does_without_torch_or_dgl(tmp_path):
+    """.github/workflows/pages.yml installs the `site` extra's pins read from pyproject.toml (no
+    pin list of its own) and runs the build step of `make site`; that build runs with torch,
+    DGL and the package unimportable."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "['optional-dependencies']['site']" in runs and "==" not in runs
+    assert "make site-build PY=python" in runs
+    assert {"actions/upload-pages-artifact", "actions/deploy-pages"} <= {
+        step.get("uses", "").split("@")[0] for step in steps}
+    make_site = dry("site", "-o", ".venv/.installed")
+    assert "python -m mkdocs build" in make_site and "site-build" in make_site
+
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
+    build = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "dgl", "dgl_transformer"}:
+            raise ImportError(f"{name} is not installed (blocked)")
+sys.meta_path.insert(0, Block())
+sys.argv = ["mkdocs", "build", "-q", "--site-dir", "site"]
+runpy.run_module("mkdocs", run_name="__main__")
+"""
+    proc = subprocess.run([sys.executable, "-c", build], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "site" / "viewer.html").exists()

@@ -115,6 +115,11 @@ def shown_weights(driver, kind: str, column: str) -> dict[int, float]:
     return dict(map(tuple, pairs))
 
 
+def status(driver) -> str:
+    """The line above the graphs: the decoding step and the hovered token."""
+    return driver.find_element(By.ID, "status").text
+
+
 def set_range(driver, element_id: str, value: float) -> None:
     driver.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1];"
                           "e.dispatchEvent(new Event('input'))", element_id, value)
@@ -187,14 +192,23 @@ def test_hovering_a_token_highlights_its_edges_and_shows_their_weights(browser, 
     assert {e[1] for e in classed(browser, "enc", "in")} == {sender}  # the encoder's too
     shot(browser, tmp_path, "hover_sender")
 
+    set_range(browser, "threshold", 1.0)  # every edge hidden ...
+    hover(browser, "cross", "target", receiver)
+    assert drawn(browser, "cross") == {}
+    listed = shown_weights(browser, "cross", "left")  # ... and yet all of its weights listed
+    assert listed.keys() == {s for s, d in edges if d == receiver}
+    assert sum(listed.values()) == pytest.approx(1.0, abs=1e-4)
+
 
 def test_the_step_slider_replays_decoding_as_the_decoder_computed_it(browser, tmp_path):
     model = tiny_model(max_len=8)  # at most 8 steps
     src = torch.tensor(SRC)
     with observe_attention(model) as events:  # greedy decoding, one node per step, cached
         greedy(model, [src], 8)
-    load(browser, show_attention(model, SRC), tmp_path)
+    view = show_attention(model, SRC)
+    load(browser, view, tmp_path)
     steps = len([e for e in events if e.kind == "dec_self" and e.layer == 0])
+    total = len(view.graphs["dec_self"].src)
     assert browser.find_element(By.ID, "step").get_attribute("max") == str(steps)
     for head in (0, 1):
         Select(browser.find_element(By.ID, "head")).select_by_value(str(head))
@@ -202,6 +216,14 @@ def test_the_step_slider_replays_decoding_as_the_decoder_computed_it(browser, tm
         for step in range(steps, 0, -1):
             last = step - 1  # the node decoding added at this step
             assert {d for _, d in drawn(browser, "dec_self")} <= set(range(step))
+            held = " ".join(view.target.tokens[:step])
+            assert status(browser).startswith(f"Decoding step {step} of {steps}: the decoder "
+                                              f"holds {step} node")
+            assert f"({held}) and writes \u201c{view.outputs[last]}\u201d." in status(browser)
+            among = step * (step + 1) // 2  # the causal graph's edges among the nodes shown
+            heading = browser.find_element(By.CSS_SELECTOR, '.panel[data-kind="dec_self"] h2')
+            assert heading.text.endswith(f"causal graph, {among} of {total} edges" if step < steps
+                                         else f"causal graph, {total} edges")
             hover(browser, "dec_self", "target", last, column=1)
             for kind in ("dec_self", "cross"):
                 event = [e for e in events if e.kind == kind and e.layer == 0][last]
@@ -227,7 +249,13 @@ def test_the_word_view_merges_pieces_as_lesson_5_does(browser, tmp_path):
     tgt_ids = translator.pipeline.encode("a woman runs .", "de")
     truth = observed(translator.model, src_ids, tgt_ids)
     load(browser, view, tmp_path)
+    nodes = len(view.target.tokens)  # not "writes": the model was given the target
+    given = f"teacher-forced on the given target: the decoder holds {nodes} nodes ("
+    assert f"{given}{' '.join(view.target.tokens)}); the next target token is \u201c</s>\u201d" \
+        in status(browser) and "\u2581" in status(browser)  # pieces, with their word marks
     browser.find_element(By.ID, "words").click()
+    assert f"{given}{' '.join(view.target.words)});" in status(browser)
+    assert "\u2581" not in status(browser)  # words: the marks are gone
     sides = {"enc": (view.source, view.source), "dec_self": (view.target, view.target),
              "cross": (view.source, view.target)}
     for kind, (senders, receivers) in sides.items():
@@ -286,14 +314,17 @@ def test_the_page_opens_quickly_and_stays_small(browser, tmp_path, record_proper
 
 
 def test_a_page_of_the_built_website_runs_its_viewer_offline(browser, tmp_path):
-    """The site's own config and hooks, on one lesson page holding a viewer and some maths."""
+    """The site's own config and hooks, on one lesson page holding a viewer and some maths,
+    served as `python -m http.server -d site` serves it and opened from the disk: the viewer
+    draws, the maths is typeset, and the browser logs no error (no font is missing)."""
     site = tmp_path / "repo"
     shutil.copytree(ROOT / "docs", site / "docs", ignore=shutil.ignore_patterns("*.png"))
     shutil.copy(ROOT / "mkdocs.yml", site)
     model = tiny_model()
     view = show_attention(model, SRC, TGT, threshold=0.0)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson 4 - a viewer\n\nAn edge $j \\to i$."),
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson 4 - a viewer\n\nAn edge $j \\to i$ "
+                                              "and a loss $\\mathcal L$."),
                 nbformat.v4.new_code_cell("view", execution_count=1, outputs=[
                     nbformat.v4.new_output("execute_result", execution_count=1,
                                            data={"text/html": view._repr_html_(),
@@ -306,12 +337,12 @@ def test_a_page_of_the_built_website_runs_its_viewer_offline(browser, tmp_path):
     for page in built.rglob("*.html"):  # nothing is loaded from another host
         text = page.read_text(encoding="utf-8")
         assert not re.search(r'<(script|link|img|iframe)\b[^>]*\b(src|href)="(https?:)?//', text)
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(built))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # `python -m http.server -d site`
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        browser.get(origin + "notebooks/04_seq2seq_three_graphs.html")
+
+    def open_lesson(url: str) -> list[str]:
+        """Open the lesson page: its viewer's edges and typeset maths; the resources it
+        loaded. Fails on any error in the browser's console."""
+        browser.get_log("browser")  # only this page's messages from here on
+        browser.get(url)
         browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.dglt-attention"))
         try:
             wait_for_viewer(browser)
@@ -320,11 +351,25 @@ def test_a_page_of_the_built_website_runs_its_viewer_offline(browser, tmp_path):
             browser.switch_to.default_content()
         WebDriverWait(browser, 20).until(lambda d: d.execute_script(
             "return document.querySelectorAll('.MathJax').length > 0"))  # the maths typeset
-        resources = browser.execute_script(
+        browser.execute_async_script(  # until MathJax has done all it queued, fonts included
+            "const done = arguments[0]; MathJax.Hub.Queue(() => done(true));")
+        severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], url
+        return browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(built))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # `python -m http.server -d site`
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        resources = open_lesson(origin + "notebooks/04_seq2seq_three_graphs.html")
     finally:
         server.shutdown()
         server.server_close()
     assert [r for r in resources if not r.startswith(origin)] == []  # all from the site
     assert origin + "assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe" in resources
     shot(browser, tmp_path, "site_page")
+    disk = (built / "notebooks" / "04_seq2seq_three_graphs.html").as_uri()  # site/index.html
+    assert [r for r in open_lesson(disk) if not r.startswith(built.as_uri())] == []
+    shot(browser, tmp_path, "site_page_from_disk")

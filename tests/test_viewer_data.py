@@ -65,6 +65,17 @@ def test_the_view_holds_the_graphs_and_weights_the_hook_reports(builder, name):
     assert view.target.tokens == [SPECIALS[1]] + [str(t) for t in TGT]
     assert view.outputs == [str(t) for t in TGT] + [SPECIALS[2]]
     assert view.data()["encoder_graph"] == name
+    assert not view.decoded and view.data()["decoded"] is False  # teacher forcing on TGT
+
+
+def test_a_view_prints_as_one_line_and_displays_as_the_page():
+    view = show_attention(tiny_model(), SRC, TGT)
+    assert repr(view) == ("AttentionView('5 9 7 11 6 8 \u2192 12 4 10 13': 6 source / 5 decoder "
+                          "nodes, target given, 2+2 layers, 2 heads; view.save(path) writes "
+                          "the page)")
+    assert "decoder nodes, target decoded, 3+3 layers, 4 heads" in repr(
+        show_attention(tiny_model(layers=3, heads=4), SRC))
+    assert len(view._repr_html_()) > 100 * len(repr(view))  # the page is the rich output
 
 
 def test_without_a_target_the_model_decodes_its_own_greedy_or_beam_output():
@@ -73,6 +84,7 @@ def test_without_a_target_the_model_decodes_its_own_greedy_or_beam_output():
     for view, out in [(show_attention(model, SRC), greedy(model, [src], 16)[0]),
                       (show_attention(model, SRC, beam_size=3),
                        beam_search(model, [src], 3, 16)[0])]:
+        assert view.decoded and view.data()["decoded"] is True  # the page says "writes"
         out = [str(t) for t in out.tolist()]
         if len(out) < 16:  # ended with </s>: every output token was fed back
             assert view.outputs == out + ["</s>"] and view.target.tokens == ["<s>"] + out

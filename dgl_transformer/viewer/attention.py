@@ -1,20 +1,22 @@
 """Attention as graphs in the browser: :func:`show_attention` and the :class:`AttentionView`.
 
-``show_attention(model_or_translator, source, target=None)`` runs the model once, teacher-forced
-on the target (decoded first, greedy or beam, when none is given), and reads every attention
-computation through the one documented hook,
+``show_attention(model_or_translator, source, target=None)`` runs the model teacher-forced on
+the target (decoded first, greedy or beam, when none is given) and reads every attention
+computation of that pass through the one documented hook,
 :func:`~dgl_transformer.nn.hooks.observe_attention`: the graph each attention ran on (whatever
 the encoder's graph is: complete, window, global tokens, span nodes) and the weights of its
-edges. Nothing computes attention a second time. The :class:`AttentionView` it returns draws
-the three graphs (encoder, decoder, encoder -> decoder) in a self-contained HTML page of its own
-plain JavaScript and SVG (``viewer.html``, ``viewer.js``, ``viewer.css`` beside this module):
-``view.save("attention.html")`` writes it (it works offline), and a notebook shows it inline.
+edges. The page never re-implements attention: every weight is one the model computed. The
+:class:`AttentionView` it returns draws the three graphs (encoder, decoder, encoder -> decoder)
+in a self-contained HTML page of its own plain JavaScript and SVG (``viewer.html``,
+``viewer.js``, ``viewer.css`` beside this module): ``view.save("attention.html")`` writes it
+(it works offline), and a notebook shows it inline.
 
-The page's decoding-step slider reads the same teacher-forced pass: the decoder's graph is
-causal (an edge ``j -> i`` only for ``j <= i``), so what decoder position ``t`` computes depends
-on positions ``<= t`` only and equals what decoding computed at step ``t + 1``, when the
-decoder held exactly those nodes (``tests/test_viewer.py`` checks it against the incremental
-decoding itself).
+The page's step slider reads the same teacher-forced pass: the decoder's graph is causal (an
+edge ``j -> i`` only for ``j <= i``), so what decoder position ``t`` computes depends on
+positions ``<= t`` only and equals what decoding computed at step ``t + 1``, when the decoder
+held exactly those nodes (``tests/test_viewer.py`` checks it against the incremental decoding
+itself). With a target given, the slider replays teacher forcing on that target, not the
+model's decoding (``AttentionView.decoded`` says which).
 """
 
 from __future__ import annotations
@@ -86,11 +88,13 @@ class AttentionView:
 
     ``source`` holds the encoder's nodes (its tokens, then any span nodes of its graph; the
     first ``source_length`` are tokens), ``target`` the decoder's (``<s>`` and the target),
-    ``outputs`` what each decoder node predicts (the target, then ``</s>``), and ``graphs``
-    the graph and weights of each attention type (``enc``, ``dec_self``, ``cross``). The other
-    fields are what the page shows first: ``layer``, ``head`` (None: every head, side by
-    side), decoding ``step`` (decoder nodes shown; None: all), ``threshold`` (edges with a
-    smaller weight are hidden) and ``words`` (subword pieces merged into words).
+    ``outputs`` what each decoder node predicts (the target, then ``</s>``), ``graphs`` the
+    graph and weights of each attention type (``enc``, ``dec_self``, ``cross``), and
+    ``decoded`` whether the target is the model's own output (decoded by
+    :func:`show_attention`) rather than one it was given. The other fields are what the page
+    shows first: ``layer``, ``head`` (None: every head, side by side), decoding ``step``
+    (decoder nodes shown; None: all), ``threshold`` (edges with a smaller weight are hidden)
+    and ``words`` (subword pieces merged into words).
     """
 
     source: Side
@@ -98,6 +102,7 @@ class AttentionView:
     target: Side
     outputs: list[str]
     graphs: dict[str, GraphWeights]
+    decoded: bool
     title: str = ""
     layer: int = 0
     head: int | None = 0
@@ -117,10 +122,18 @@ class AttentionView:
                              "heads (head=None shows them all)")
         steps = len(self.target.tokens)
         if self.step is not None and not 1 <= self.step <= steps:
-            raise ValueError(f"step {self.step} is out of range: decoding took 1 to {steps} "
-                             "steps")
+            raise ValueError(f"step {self.step} is out of range: the decoder has {steps} "
+                             f"nodes, so steps 1 to {steps}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    def __repr__(self) -> str:
+        """One line: the pair and the graphs' sizes (the page itself is the HTML output)."""
+        target = "decoded" if self.decoded else "given"
+        return (f"AttentionView({self.title!r}: {len(self.source.tokens)} source / "
+                f"{len(self.target.tokens)} decoder nodes, target {target}, "
+                f"{self.layers('enc')}+{self.layers('cross')} layers, {self.heads} heads; "
+                "view.save(path) writes the page)")
 
     def layers(self, kind: str) -> int:
         """How many layers run attention of type ``kind``."""
@@ -139,6 +152,7 @@ class AttentionView:
 
         return {
             "title": self.title, "heads": self.heads, "source_length": self.source_length,
+            "decoded": self.decoded,
             "source": side(self.source), "target": {**side(self.target), "outputs": self.outputs},
             "encoder_graph": self._encoder_graph_name(),
             "graphs": {kind: graph(g) for kind, g in self.graphs.items()},
@@ -210,8 +224,9 @@ def show_attention(
     target token (``0, 1, 1, 2, ...``).
 
     Without a target the model decodes one: greedy, or beam search with ``beam_size`` (with a
-    Translator, under its checkpoint's length penalty and output limit). The keywords from
-    ``layer`` on set what the page shows first (see :class:`AttentionView`).
+    Translator, under its checkpoint's length penalty and output limit), and the view is
+    ``decoded``; the pass the page reads is teacher-forced on the target either way. The
+    keywords from ``layer`` on set what the page shows first (see :class:`AttentionView`).
     """
     if isinstance(model, GraphTransformer):
         net, pipeline = model, None
@@ -260,8 +275,8 @@ def show_attention(
                  pipeline.decode_tgt(tgt, plain=True) if pipeline is not None
                  else " ".join(tgt_labels))
         title = f"{shown[0]} \u2192 {shown[1]}"
-    return AttentionView(source_side, len(src), target_side, outputs, graphs, title, layer, head,
-                         step, threshold, words)
+    return AttentionView(source_side, len(src), target_side, outputs, graphs, target is None,
+                         title, layer, head, step, threshold, words)
 
 
 def _ids(ids: Ids, vocab: int, name: str) -> list[int]:

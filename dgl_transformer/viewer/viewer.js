@@ -52,20 +52,24 @@
     var n = pieceCount(side, kind), s = D[side];
     return S.words ? s.words.slice(0, s.word_of[n - 1] + 1) : s.tokens.slice(0, n);
   }
-  // Every edge of one layer and head among the nodes shown, with its weight. Words: a word
-  // receives the sum of its sender pieces' weights, averaged over its receiver pieces (the
-  // rule of lesson 5), so each receiving word's weights still sum to 1.
-  function edgesOf(kind, layer, head) {
+  // Every edge of one layer and head among the nodes shown, with its weight.
+  function pieceEdges(kind, layer, head) {
     var g = G[kind], sides = SIDES[kind], out = [], base = layer * g.E;
     var ns = pieceCount(sides[0], kind), nr = pieceCount(sides[1], kind);
     for (var e = 0; e < g.E; e++) {
       var s = g.src[e], d = g.dst[e];
       if (s < ns && d < nr) out.push({ s: s, d: d, w: g.w[(base + e) * D.heads + head] });
     }
-    if (!S.words) return out;
+    return out;
+  }
+  // The same edges between words: a word receives the sum of its sender pieces' weights,
+  // averaged over its receiver pieces (the rule of lesson 5), so each receiving word's
+  // weights still sum to 1.
+  function wordEdges(kind, edges) {
+    var sides = SIDES[kind], nr = pieceCount(sides[1], kind);
     var sw = D[sides[0]].word_of, dw = D[sides[1]].word_of, pieces = {}, sums = new Map();
     for (var i = 0; i < nr; i++) pieces[dw[i]] = (pieces[dw[i]] || 0) + 1;
-    out.forEach(function (e) {
+    edges.forEach(function (e) {
       var key = dw[e.d] + ":" + sw[e.s];
       sums.set(key, (sums.get(key) || 0) + e.w);
     });
@@ -77,10 +81,12 @@
     return merged;
   }
 
-  function heading(kind, layer, head, small) {
+  // `shown`: how many of the graph's edges join the nodes shown (fewer before the last step).
+  function heading(kind, layer, head, small, shown) {
     if (small) return "<h2>head " + head + "</h2>";
+    var all = G[kind].E, count = (shown < all ? shown + " of " : "") + all + " edges";
     return "<h2>" + NAMES[kind] + " <small>layer " + layer + ", head " + head + ": " +
-      SHAPES[kind] + ", " + G[kind].E + " edges</small></h2>";
+      SHAPES[kind] + ", " + count + (S.words ? " between pieces" : "") + "</small></h2>";
   }
 
   function column(labels, side, x, anchor, z) {
@@ -119,7 +125,8 @@
     }
     var sides = SIDES[kind], z = small ? SMALL : BIG;
     var left = nodeLabels(sides[0], kind), right = nodeLabels(sides[1], kind);
-    var edges = edgesOf(kind, layer, head);
+    var pieces = pieceEdges(kind, layer, head);
+    var edges = S.words ? wordEdges(kind, pieces) : pieces;
     var xL = z.weight + z.label, xR = xL + z.gap, width = xR + z.label + z.weight;
     var height = 2 * z.top + Math.max(left.length, right.length) * z.row;
     var drawn = edges.filter(function (e) { return e.w >= S.threshold; })
@@ -139,7 +146,7 @@
       column(left, sides[0], xL - 2, "end", z) + column(right, sides[1], xR + 2, "start", z) +
       (small ? "" : weightColumn(left.length, z.weight - 4, "end", "left", z) +
         weightColumn(right.length, xR + z.label + 4, "start", "right", z)) + "</svg>";
-    div.innerHTML = heading(kind, layer, head, small) + svg;
+    div.innerHTML = heading(kind, layer, head, small, pieces.length) + svg;
     var el = div.querySelector("svg");
     rendered.push({
       svg: el, sides: sides, edges: edges, lines: el.querySelectorAll("line.edge"),
@@ -177,10 +184,26 @@
     status();
   }
 
+  // A label as the status line shows it: with "words" ticked, without the word marks.
+  function plain(label) {
+    return S.words ? label.replace(/\u2581/g, "") || "\u2581" : label;
+  }
+  // The decoder's first t nodes: pieces, or (words) the pieces of each word joined.
+  function held(t) {
+    var s = D.target, labels = [];
+    for (var k = 0; k < t; k++) {
+      var i = S.words ? s.word_of[k] : k;
+      labels[i] = (labels[i] || "") + s.tokens[k];
+    }
+    return labels.map(plain).join(" ");
+  }
   function status() {
-    var t = S.step, held = D.target.tokens.slice(0, t).join(" ");
-    var text = "Decoding step " + t + " of " + steps + ": the decoder holds " + t + " node" +
-      (t > 1 ? "s" : "") + " (" + held + ") and writes \u201c" + D.target.outputs[t - 1] + "\u201d.";
+    var t = S.step, next = "\u201c" + plain(D.target.outputs[t - 1]) + "\u201d";
+    var holds = "the decoder holds " + t + " node" + (t > 1 ? "s" : "") + " (" + held(t) + ")";
+    var text = D.decoded
+      ? "Decoding step " + t + " of " + steps + ": " + holds + " and writes " + next + "."
+      : "Step " + t + " of " + steps + ", teacher-forced on the given target: " + holds +
+        "; the next target token is " + next + ".";
     if (S.hover) {
       var s = D[S.hover.side], labels = S.words ? s.words : s.tokens;
       text += " Hovered: \u201c" + labels[S.hover.node] + "\u201d (" + S.hover.side + " " +

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -24,10 +25,25 @@ OUTSIDE = ("notebooks/README.md", "notebooks/[0-9][0-9]_*.ipynb", "repro/README.
            "repro/results/*.md", "repro/results/**/*.png", "BENCHMARKS.md")
 MATHJAX = "assets/mathjax"
 PLACEHOLDER = "@mathjax@"
-#: MathJax 2's HTML-CSS output with the STIX web fonts the package ships (its default, TeX,
-#: is not shipped, and no font may come from elsewhere).
-FONTS = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": '
-         '{availableFonts: [], preferredFont: null, imageFont: null, webFont: "STIX-Web"}});'
+#: Where MathJax 2 names its TeX fonts, which the package does not ship: in the MathML copy of
+#: each formula it hides in the page for screen readers (NativeMML's styles, for these
+#: variants), and as the blank font of its font-loading probe (``url('about:blank')``, which
+#: the browser refuses to fetch). Each would fail with an error in the browser's console.
+TEX_FONT_STYLES = ([f'[mathvariant="{v}"]' for v in
+                    ("double-struck", "script", "fraktur", "bold-script", "bold-fraktur")]
+                   + [f'[class="MJX-tex-{c}"]' for c in
+                      ("oldstyle", "oldstyle-bold", "caligraphic", "caligraphic-bold")])
+#: MathJax 2's HTML-CSS output with the STIX web fonts the package ships only (its default,
+#: TeX, is not shipped, and no font may come from elsewhere): from the site's server and from
+#: the disk alike, no font request fails.
+MATHJAX_CONFIG = {
+    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "imageFont": None,
+                 "webFont": "STIX-Web",
+                 "styles": {"@font-face": {"font-family": "MathJax_Blank",
+                                           "src": "local('MathJax_Blank')"}}},
+    "NativeMML": {"styles": {rule: {"font-family": "inherit"} for rule in TEX_FONT_STYLES}},
+}
+FONTS = (f'<script type="text/x-mathjax-config">MathJax.Hub.Config({json.dumps(MATHJAX_CONFIG)});'
          "</script>")
 
 
