@@ -23,6 +23,8 @@ def test_a_built_wheel_verifies_data_outside_the_repository(tmp_path):
     (wheel,) = tmp_path.glob("dgl_transformer-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
+        # the viewer's page template is package data too
+        assert {f"dgl_transformer/viewer/viewer.{e}" for e in ("html", "css", "js")} <= names
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
         z.extractall(tmp_path / "site")
     assert {"dgl_transformer/py.typed", "dgl_transformer/mt/checksums/SHA256SUMS.raw",
