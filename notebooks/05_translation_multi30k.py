@@ -241,15 +241,17 @@ for name, call in kinds.items():
     print(f"  {name:<28s} {graph_edges[call]:>7,d} edges   padded: {counter.scores[call]:>7,d} "
           f"scores per head   ({ratio[name]:.2f}x)")
 assert batch.num_nodes <= MAX_TOKENS
-# bucketed: little padding for the complete and bipartite graphs ...
-assert ratio["encoder (complete)"] < 1.3 and ratio["encoder-decoder (bipartite)"] < 1.3
-# ... but a padded decoder computes the whole square of which the causal graph is a triangle
+# a padded decoder computes the whole square of which the causal graph is a triangle ...
 assert ratio["decoder (causal)"] > 1.7
+# ... and that costs far more than what bucketing leaves of the other two graphs' padding
+padded_most = max(ratio["encoder (complete)"], ratio["encoder-decoder (bipartite)"])
+assert ratio["decoder (causal)"] > 1.5 * padded_most
 
 # %% [markdown]
-# Bucketing works: the sentences of this batch have nearly the same length, and padding adds
-# only a few percent to the encoder's and the cross graph's work. The decoder is another
-# matter: its causal graph is a triangle of $m(m+1)/2$ edges, while a dense decoder that
+# Bucketing works: the pairs of this batch have nearly the same total length, so padding adds
+# little to the encoder's and the cross graph's work (the ratios above; pairs are sorted by
+# their total length, so how it splits between source and target still varies a little, and
+# more with some vocabularies than with others). The decoder is another matter: its causal graph is a triangle of $m(m+1)/2$ edges, while a dense decoder that
 # computes the full masked square has $m^2$ scores — $2m/(m+1)$ times the work, close to twice
 # even with perfect bucketing, and more once padding adds to it. Random batches pad much
 # more: exercise 3 measures it for the encoder.

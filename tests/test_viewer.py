@@ -30,7 +30,7 @@ from dgl_transformer.mt.generate import Translator
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.config import TransformerConfig
 from dgl_transformer.nn.decoding import greedy
-from dgl_transformer.nn.hooks import KINDS, observe_attention
+from dgl_transformer.nn.hooks import KINDS, mask_heads, observe_attention
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.viewer import show_attention
 from dgl_transformer.viewer.browser import BrowserMissing, chromium, open_page, wait_for_viewer
@@ -373,3 +373,20 @@ def test_a_page_of_the_built_website_runs_its_viewer_offline(browser, tmp_path):
     disk = (built / "notebooks" / "04_seq2seq_three_graphs.html").as_uri()  # site/index.html
     assert [r for r in open_lesson(disk) if not r.startswith(built.as_uri())] == []
     shot(browser, tmp_path, "site_page_from_disk")
+
+
+def test_a_switched_off_head_is_drawn_and_marked(browser, tmp_path):
+    model = tiny_model()
+    with mask_heads(model, {"enc": torch.tensor([[1.0, 0.0], [1.0, 1.0]])}):
+        truth = observed(model, SRC, TGT)
+        view = show_attention(model, SRC, TGT, head=None, threshold=0.15)
+    load(browser, view, tmp_path)
+    off = browser.find_elements(By.CSS_SELECTOR, ".panel.off")
+    assert [(p.get_attribute("data-kind"), p.get_attribute("data-head")) for p in off] == [
+        ("enc", "1")]
+    assert off[0].find_element(By.CSS_SELECTOR, ".off-mark").text == "off"
+    edges, weights = truth["enc"]
+    assert set(drawn(browser, "enc", 1)) == set(above(edges, weights[0, :, 1], 0.15))
+    shot(browser, tmp_path, "head_off")
+    Select(browser.find_element(By.ID, "layer")).select_by_value("1")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".panel.off")  # layer 1: all heads on

@@ -16,7 +16,7 @@ from dgl_transformer.mt.text import TextPipeline, WordTokenizer
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.config import TransformerConfig
 from dgl_transformer.nn.decoding import beam_search, greedy
-from dgl_transformer.nn.hooks import KINDS, observe_attention
+from dgl_transformer.nn.hooks import KINDS, mask_heads, observe_attention
 from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.tokens import SPECIALS
 from dgl_transformer.viewer import show_attention
@@ -63,6 +63,25 @@ def test_the_view_holds_the_graphs_and_weights_the_hook_reports(builder, name):
     assert view.outputs == [str(t) for t in TGT] + [SPECIALS[2]]
     assert view.data()["encoder_graph"] == name
     assert not view.decoded and view.data()["decoded"] is False  # teacher forcing on TGT
+
+
+def test_a_head_switched_off_is_marked_and_the_pass_is_the_masked_models():
+    """Inside ``mask_heads`` the view records which heads were off, and every weight (the off
+    head's included: it is still computed) is the masked model's, as the hook reports it."""
+    model = tiny_model()
+    masks = {"enc": torch.tensor([[1.0, 0.0], [1.0, 1.0]]),
+             "cross": torch.tensor([[1.0, 1.0], [0.0, 0.0]])}
+    with mask_heads(model, masks):
+        view = show_attention(model, SRC, TGT)
+        events = observed(model, SRC, TGT)
+    assert view.switched_off == {"enc": [(0, 1)], "cross": [(1, 0), (1, 1)]}
+    assert view.data()["switched_off"] == {"enc": [[0, 1]], "cross": [[1, 0], [1, 1]]}
+    for kind in KINDS:
+        assert torch.equal(view.graphs[kind].weights,
+                           torch.stack([e.weights for e in events[kind]]))
+    plain = show_attention(model, SRC, TGT)  # the masks are gone again
+    assert plain.switched_off == {}
+    assert not torch.equal(plain.graphs["dec_self"].weights[1], view.graphs["dec_self"].weights[1])
 
 
 def test_a_view_prints_as_one_line_and_displays_as_the_page():

@@ -94,7 +94,10 @@ class AttentionView:
     :func:`show_attention`) rather than one it was given. The other fields are what the page
     shows first: ``layer``, ``head`` (None: every head, side by side), decoding ``step``
     (decoder nodes shown; None: all), ``threshold`` (edges with a smaller weight are hidden)
-    and ``words`` (subword pieces merged into words).
+    and ``words`` (subword pieces merged into words). ``switched_off`` lists, per attention
+    type, the ``(layer, head)`` pairs that :func:`~dgl_transformer.nn.hooks.mask_heads` had
+    switched off when the pass ran: such a head still computes its weights (the page draws
+    them, marked "off"), but its output is multiplied by 0, so nothing downstream hears it.
     """
 
     source: Side
@@ -109,6 +112,7 @@ class AttentionView:
     step: int | None = None
     threshold: float = 0.05
     words: bool = False
+    switched_off: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     heads: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +160,8 @@ class AttentionView:
             "source": side(self.source), "target": {**side(self.target), "outputs": self.outputs},
             "encoder_graph": self._encoder_graph_name(),
             "graphs": {kind: graph(g) for kind, g in self.graphs.items()},
+            "switched_off": {kind: [list(pair) for pair in pairs]
+                             for kind, pairs in self.switched_off.items()},
             "initial": {"layer": self.layer, "head": self.head, "step": self.step,
                         "threshold": self.threshold, "words": self.words},
         }
@@ -276,7 +282,13 @@ def show_attention(
                  else " ".join(tgt_labels))
         title = f"{shown[0]} \u2192 {shown[1]}"
     return AttentionView(source_side, len(src), target_side, outputs, graphs, target is None,
-                         title, layer, head, step, threshold, words)
+                         title, layer, head, step, threshold, words, _switched_off(net))
+
+
+def _switched_off(net: GraphTransformer) -> dict[str, list[tuple[int, int]]]:
+    """The ``(layer, head)`` pairs whose output a head mask sets to 0, per attention type."""
+    return {kind: [(layer, head) for layer, head in (mask == 0).nonzero().tolist()]
+            for kind, mask in net.head_masks.items() if bool((mask == 0).any())}
 
 
 def _ids(ids: Ids, vocab: int, name: str) -> list[int]:

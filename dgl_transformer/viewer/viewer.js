@@ -81,12 +81,24 @@
     return merged;
   }
 
+  // Whether a head mask had switched this head off when the model ran (its weights are still
+  // computed and drawn; its output was multiplied by 0).
+  function isOff(kind, layer, head) {
+    return ((D.switched_off || {})[kind] || []).some(function (p) {
+      return p[0] === layer && p[1] === head;
+    });
+  }
+  var OFF = ' <span class="off-mark">off</span>';
+
   // `shown`: how many of the graph's edges join the nodes shown (fewer before the last step).
   function heading(kind, layer, head, small, shown) {
-    if (small) return "<h2>head " + head + "</h2>";
+    var off = isOff(kind, layer, head);
+    if (small) return "<h2>head " + head + (off ? OFF : "") + "</h2>";
     var all = G[kind].E, count = (shown < all ? shown + " of " : "") + all + " edges";
     return "<h2>" + NAMES[kind] + " <small>layer " + layer + ", head " + head + ": " +
-      SHAPES[kind] + ", " + count + (S.words ? " between pieces" : "") + "</small></h2>";
+      SHAPES[kind] + ", " + count + (S.words ? " between pieces" : "") + "</small>" +
+      (off ? OFF + " <small>(switched off: its output is multiplied by 0)</small>" : "") +
+      "</h2>";
   }
 
   function column(labels, side, x, anchor, z) {
@@ -116,6 +128,7 @@
     div.dataset.kind = kind;
     div.dataset.layer = layer;
     div.dataset.head = head;
+    if (isOff(kind, layer, head)) div.className += " off";
     var g = G[kind];
     if (layer >= g.layers) {
       div.className += " missing";
