@@ -251,10 +251,11 @@ assert ratio["decoder (causal)"] > 1.5 * padded_most
 # Bucketing works: the pairs of this batch have nearly the same total length, so padding adds
 # little to the encoder's and the cross graph's work (the ratios above; pairs are sorted by
 # their total length, so how it splits between source and target still varies a little, and
-# more with some vocabularies than with others). The decoder is another matter: its causal graph is a triangle of $m(m+1)/2$ edges, while a dense decoder that
-# computes the full masked square has $m^2$ scores — $2m/(m+1)$ times the work, close to twice
-# even with perfect bucketing, and more once padding adds to it. Random batches pad much
-# more: exercise 3 measures it for the encoder.
+# more with some vocabularies than with others). The decoder is another matter: its causal
+# graph is a triangle of $m(m+1)/2$ edges, while a dense decoder that computes the full masked
+# square has $m^2$ scores — $2m/(m+1)$ times the work, close to twice even with perfect
+# bucketing, and more once padding adds to it. Random batches pad much more: exercise 3
+# measures it for the encoder.
 #
 # ## 3. Training, opened up
 #
@@ -498,14 +499,14 @@ else:  # a make-repro model records its own comparison, made on the whole valida
     assert state.chosen in state.candidates
 
 # %% [markdown]
-# Here training is still descending: the validation NLL falls from each snapshot to the next
-# (3.182, 3.162, 3.104, 3.024). The average (3.054) beats the mean of its snapshots (3.118)
-# but not the last one: it carries some of the older, worse weights along. There is no valley
-# to find the middle of yet; averaging pays in a long run, once the weights have stopped
-# improving and only the noise is left — which is why `make repro` checks both on validation
-# rather than assuming. The greedy BLEU disagrees with the NLL (last 15.8, average 17.3), but
-# on 300 sentences a difference of a point or two is within the noise of so small a sample;
-# the NLL, over the whole validation set, is the steadier measure.
+# Here training is still descending: the validation NLL falls from one snapshot to the next
+# (printed above). The average beats the mean of its snapshots (checked), yet it need not beat
+# the last one: it carries some of the older, worse weights along. There is no valley to find
+# the middle of yet; averaging pays in a long run, once the weights have stopped improving
+# and only the noise is left — which is why `make repro` checks both on validation rather
+# than assuming. The greedy BLEU may rank the two the other way round from the NLL, but on
+# 300 sentences a difference of a point or two is within the noise of so small a sample; the
+# NLL, over the whole validation set, is the steadier measure.
 #
 # ## 4. Translating and scoring
 #
@@ -937,6 +938,16 @@ for layer in range(len(model.encoder)):
         st, st0 = trained_stats[layer, head], untrained_stats[layer, head]
         print(f"{layer:5d} {head:4d}   {st[0]:.2f}    ({st0[0]:.2f})         {st[1]:.2f}    "
               f"{st[2]:.2f}    {st[3]:.2f}      {st[4]:.1f}")
+
+
+def spread(values):
+    return f"{values.min():.2f}-{values.max():.2f}"
+
+
+print(f"ranges over the heads: entropy {spread(trained_stats[..., 0])} (untrained "
+      f"{spread(untrained_stats[..., 0])}); self {spread(trained_stats[..., 1])}, previous "
+      f"{spread(trained_stats[..., 2])}, next {spread(trained_stats[..., 3])}; mean distance "
+      f"{spread(trained_stats[..., 4])} pieces")
 sharpened = untrained_stats[..., 0] - trained_stats[..., 0]
 assert (untrained_stats[..., 0] > 0.9).all()  # untrained: close to uniform
 assert (sharpened > 0.03).all()  # training made every head more selective ...
@@ -944,32 +955,34 @@ assert trained_stats[..., 0].max() - trained_stats[..., 0].min() > 0.05  # ... a
 
 # %% [markdown]
 # Untrained, every head spreads its attention almost uniformly. Training has made every head
-# more selective, by different amounts (normalised entropy 0.72 to 0.90, from 0.96-0.98). But
-# the heads look much alike: each keeps 0.08-0.22 of its attention on the piece itself,
-# 0.06-0.13 on the previous piece, 0.07-0.10 on the next, at a mean distance of 3.6-5.4
-# pieces; only head 0 of layer 1 stays broader than the rest. This small, briefly trained
-# model shows no clear specialisation of its heads. Several heads *can*
-# look at the sentence in several ways at once — the usual answer to "why multiple heads?" —
-# but showing that they do, and whether some heads learn syntax (a verb attending to its
-# subject, an adjective to its noun), needs a model trained for much longer: a `make repro`
-# model, which this lesson studies when it finds one, and a later lesson.
+# more selective, by different amounts (the ranges are printed under the table). A head that
+# had specialised in a neighbour would stand out in the *previous* or *next* column, with a
+# large share there. The small model this lesson trains for a few minutes has no such head:
+# its heads look much alike, with small shares on the piece itself and on either neighbour.
+# Several heads *can* look at the sentence in several ways at once — the usual answer to "why
+# multiple heads?" — but showing that they do needs a model trained for longer. Lesson 7
+# (section 4.1) takes the model `make repro` trains in an hour, which the repository ships,
+# finds one head that gives nearly half of each token's attention to the token just before
+# it, and switches it off in the viewer. (If this lesson found a `make repro` model and
+# studied it instead of training its own, that head is in the table above.) Whether some heads
+# learn syntax, a verb attending to its subject or an adjective to its noun, lesson 7 asks too.
 #
 # ## Summary
 #
 # * The whole pipeline — verified data, BPE subwords, token-budget batches as graphs, one
 #   `train_step` per update, decoding, sacreBLEU — is the project's code; the model is the
 #   graph Transformer of lessons 3 and 4.
-# * A batch is a graph of its real tokens. On the (bucketed) batch we drew, padding added a
-#   few percent to the encoder's and the cross graph's edges, and about doubled the causal
-#   graph's.
+# * A batch is a graph of its real tokens. On the (bucketed) batch we drew, padding added
+#   little to the encoder's and the cross graph's work, and far more to the causal graph's: a
+#   padded decoder computes the whole square of which the causal graph is a triangle.
 # * Warm-up keeps Adam's first, single-batch steps small; label smoothing gives the loss a
 #   finite optimum, $p = q$; averaging the last snapshots beats their typical member, but
 #   while training still descends, not the last one.
 # * Beam search keeps $k$ causal graphs growing side by side and pays off where the model
 #   hesitates.
 # * Cross-attention is a weighted bipartite graph. Training made every encoder head more
-#   selective, by different amounts; this small, briefly trained model shows no clear
-#   specialisation of its heads.
+#   selective, by different amounts; a small model trained for a few minutes shows no clear
+#   specialisation of its heads (an hour of training grows one: lesson 7).
 #
 # ## Exercises
 #

@@ -522,17 +522,17 @@ assert accuracy["window (w=2)"] < majority + 0.1  # barely better than a constan
 assert accuracy["hierarchical (w=2)"] >= accuracy["window (w=2)"] + (0.08 if QUICK else 0.15)
 
 # %% [markdown]
-# The complete graph solves the task: any token can compare itself with any other in one step
-# (99.8%). The window graph barely beats guessing (57.8%), but most of that shortfall is
-# under-training, not the graph: a perfectly trained window-2 model would be expected to score
-# its ceiling, 71.9%, and this one answers "yes" for only 32% of the "yes" tokens whose copy
-# *is* within its reach — 800 steps did not teach it even the comparisons its graph allows.
-# What the graph costs is the ceiling itself: with 63% of the "yes" tokens out of reach, no
-# window-2 model can be expected to pass 71.9%, however long it trains; more layers or a wider
-# window raise that ceiling (exercise 2). With the full training, the hierarchical graph
-# passes the window's ceiling with $O(n \log n)$ edges: every other token is two steps away,
-# through a span summary. It is not as exact — a span summarises up to half the sentence in
-# one vector — which is the price of its sparsity.
+# The numbers are printed above. The complete graph solves the task: any token can compare
+# itself with any other in one step. The window graph barely beats guessing, but most of that
+# shortfall is under-training, not the graph: a perfectly trained window-2 model would be
+# expected to score its ceiling, and this one misses many of the "yes" tokens whose copy *is*
+# within its reach — its training did not teach it even all the comparisons its graph
+# allows. What the graph costs is the ceiling itself: with over half of the "yes" tokens out
+# of reach, no window-2 model can be expected to pass it, however long it trains; more layers
+# or a wider window raise that ceiling (exercise 2). With the full training, the hierarchical
+# graph passes the window's ceiling with $O(n \log n)$ edges: every other token is two steps
+# away, through a span summary. It is not as exact — a span summarises up to half the
+# sentence in one vector — which is the price of its sparsity.
 #
 # So: are sentences fully connected graphs? For the short sentences of translation, the
 # complete graph is cheap and the safest choice, which is why lessons 4 and 5 use it. For long
