@@ -88,10 +88,10 @@ def train(config: str, overrides: list[str], out_dir: Path) -> dict | None:
     Checkpoints and ``final.pt`` must have been trained with this config, up to the settings a
     resumed run may change, else :class:`TrainingError`: a result file must never describe a
     model trained otherwise. A ``final.pt`` written under other limits (a finished default run
-    copied into ``runs/long``) is continued to this config's limits. Returns where a resumed run
-    started: its step and the training seconds already spent, which this invocation's wall time
-    does not include (for a run finished earlier, all of its training); None when it trained
-    from scratch here.
+    copied into a longer config's ``out_dir``) is continued to this config's limits. Returns
+    where a resumed run started: its step and the training seconds already spent, which this
+    invocation's wall time does not include (for a run finished earlier, all of its training);
+    None when it trained from scratch here.
     """
     final = out_dir / "final.pt"
     if final.exists():

@@ -170,8 +170,9 @@ def test_repro_continues_a_finished_shorter_run_to_the_longer_runs_result(
     reference, tmp_path, monkeypatch
 ):
     """``make repro`` on a run directory whose ``final.pt`` a shorter limit wrote (the default
-    run copied into ``runs/long``) trains on from its last checkpoint and ends exactly where the
-    longer run from scratch ends; run again under the same limits, it trains nothing."""
+    run copied into a longer config's directory) trains on from its last checkpoint and ends
+    exactly where the longer run from scratch ends; run again under the same limits, it trains
+    nothing."""
     config, ref = reference
     run = tmp_path / "run"
     short = ["--config", str(config), "--set", f"train.out_dir={run}", "train.max_steps=7"]
