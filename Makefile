@@ -83,7 +83,7 @@ repro:
 
 # The essay's questions: one short run per repro/experiments/*.yaml; a finished one is skipped.
 experiments:
-	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.experiments
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.experiments --set train.threads=$(THREADS)
 
 bench:
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m repro.bench

@@ -189,14 +189,27 @@ def test_result_files_carry_no_absolute_paths():
 def test_the_search_table_decides_on_val_and_names_what_each_run_changes(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     base = load_config(CONFIGS / "default.yaml").to_dict()
-    for name, dropout, val, test in (("default_a", 0.1, 36.0, 38.5), ("default_b", 0.2, 37.0,
-                                                                        37.5)):
+    for name, dropout, val, test in (("default_a", 0.45, 36.0, 38.5),
+                                     ("default_b", base["model"]["dropout"], 37.0, 37.5)):
         config = json.loads(json.dumps(base))
         config["name"], config["model"]["dropout"] = name, dropout
         (tmp_path / f"{name}.json").write_text(json.dumps({
             "name": name, "config": config, "train_steps": 2400,
             "scores": {"val": {"bleu_dgl": val}, "test_2016_flickr": {"bleu_dgl": test}}}))
     rows = sweep_report(tmp_path).splitlines()[2:]
-    assert rows[0].startswith("| `default_a` | `model.dropout` 0.1 | 2,400 | `bleu_dgl` 36.00 |")
+    assert rows[0].startswith("| `default_a` | `model.dropout` 0.45 | 2,400 | `bleu_dgl` 36.00 |")
     assert rows[0].endswith("|  |")  # the better test score does not decide
+    assert rows[1].startswith("| `default_b` | (the default's recipe) |")
     assert rows[1].endswith("| **best on val** |")
+
+
+def test_the_wall_time_says_how_a_run_was_recorded():
+    fresh = {"wall_seconds": 3000.0, "train_steps": 2400}
+    assert wall_time(fresh) == "50.0 min"
+    resumed = {**fresh, "resumed_from": {"step": 1000, "train_seconds": 1200.0}}
+    assert wall_time(resumed) == ("70.0 min: 20.0 min of training before resuming at step "
+                                  "1,000, then 50.0 min")
+    evaluated = {"wall_seconds": 60.0, "train_steps": 2400,
+                 "resumed_from": {"step": 2400, "train_seconds": 3060.0}}
+    assert wall_time(evaluated) == ("52.0 min: 51.0 min of training in an earlier run, then "
+                                    "1.0 min here to evaluate it")

@@ -84,6 +84,10 @@ def wall_time(result: dict) -> str:
     before = result.get("resumed_from")
     if not before:
         return duration(result["wall_seconds"])
+    if before["step"] == result.get("train_steps"):  # trained earlier, only evaluated here
+        return (f"{duration(result['wall_seconds'] + before['train_seconds'])}: "
+                f"{duration(before['train_seconds'])} of training in an earlier run, then "
+                f"{duration(result['wall_seconds'])} here to evaluate it")
     return (f"{duration(result['wall_seconds'] + before['train_seconds'])}: "
             f"{duration(before['train_seconds'])} of training before resuming at step "
             f"{before['step']:,}, then {duration(result['wall_seconds'])}")
