@@ -1116,7 +1116,7 @@ plt.show()
 # how far BLEU on 200 sentences moves when one head goes.
 
 # %%
-sources = [torch.tensor(default_pipeline.encode(s, "en")) for s in val_src[:SENTENCES]]
+sources = val_batch.sources()  # the 200 encoded sentences of the batch above
 refs = val_tgt[:SENTENCES]  # the raw German references
 with_every_head = translator.translate_encoded(sources, beam_size=1)
 bleu_full = bleu_dgl(with_every_head, refs, "de")

@@ -16,7 +16,7 @@ from dgl_transformer.mt.configs import load_config
 from dgl_transformer.mt.data import read_split
 from dgl_transformer.mt.evaluate import evaluate_split
 from dgl_transformer.mt.generate import Translator
-from repro.report.repro_results import NOT_RECIPE
+from repro.report.repro_results import recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "repro" / "models"
@@ -41,13 +41,6 @@ def recorded_outputs(model: str) -> list[str]:
 def test_the_recorded_default_ships_and_every_listed_file_is_there():
     assert "default.pt" in SHIPPED
     assert sorted(SHIPPED) == sorted(p.name for p in MODELS.glob("*.pt"))
-
-
-def recipe(config: dict) -> dict:
-    """A run configuration less the settings that name or place a run (``NOT_RECIPE``)."""
-    return {f"{section}.{key}": value for section, values in config.items()
-            if isinstance(values, dict) for key, value in values.items()
-            if f"{section}.{key}" not in NOT_RECIPE}
 
 
 @pytest.mark.parametrize("model", sorted(SHIPPED))

@@ -285,7 +285,7 @@ def target_report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _recipe(config: dict) -> dict[str, object]:
+def recipe(config: dict) -> dict[str, object]:
     """A run configuration as flat ``section.key`` settings, less those that only name or
     place the run."""
     flat = {f"{section}.{key}": value for section, values in config.items()
@@ -295,7 +295,7 @@ def _recipe(config: dict) -> dict[str, object]:
 
 def _differences(r: dict, default: dict) -> str:
     """The settings in which a run's configuration differs from ``default``."""
-    base, mine = _recipe(default), _recipe(r["config"])
+    base, mine = recipe(default), recipe(r["config"])
     changed = [f"`{k}` {v}" for k, v in mine.items() if base.get(k) != v]
     return ", ".join(changed) or "(the default's recipe)"
 
