@@ -22,6 +22,7 @@ from repro.report.repro_results import (
     in_search,
     results_table,
     score_cell,
+    seeds_report,
     sweep_report,
     target_report,
     updates,
@@ -213,3 +214,21 @@ def test_the_wall_time_says_how_a_run_was_recorded():
                  "resumed_from": {"step": 2400, "train_seconds": 3060.0}}
     assert wall_time(evaluated) == ("52.0 min: 51.0 min of training in an earlier run, then "
                                     "1.0 min here to evaluate it")
+
+
+def test_the_seeds_table_states_each_runs_conditions_and_the_spread():
+    base = load_config(CONFIGS / "default.yaml").to_dict()
+    seeds = []
+    for seed, test, load in ((1, 37.0, 3.1), (2, 38.0, None)):
+        config = json.loads(json.dumps(base))
+        config["train"]["seed"] = seed
+        seeds.append({"name": f"default_seed{seed}", "config": config, "threads": seed,
+                      "load_1m_mean": load, "wall_seconds": 2400.0,
+                      "scores": {"val": {"bleu_dgl": 36.0},
+                                 "test_2016_flickr": {"bleu_dgl": test}}})
+    lines = seeds_report(seeds).splitlines()
+    assert lines[2] == ("| `default_seed1` | 1 | `bleu_dgl` 36.00 | `bleu_dgl` **37.00** | 1 | "
+                        "3.10 | 40.0 min |")
+    assert lines[3].endswith("| 2 | - | 40.0 min |")  # a file without the load says so
+    assert lines[-1] == ("`default` over 2 seeds: test2016 `bleu_dgl` 37.50 +- 0.71 (mean +- "
+                         "sample standard deviation).")

@@ -306,6 +306,27 @@ def comparisons(results_dir: Path) -> list[dict]:
     return json.loads(path.read_text())["comparisons"] if path.exists() else []
 
 
+def seeds_report(seeds: list[dict]) -> str:
+    """The default's runs that differ only in the training seed: each one's scores, threads,
+    the machine's mean load and wall time (data to results), then the mean and the sample
+    standard deviation of the test scores in the headline protocol."""
+    p = headline(seeds[0])
+    rows = [f"| run | seed | val BLEU (beam, as test) | test2016 | threads | mean load | "
+            "wall time |", "|---|---|---|---|---|---|---|"]
+    for r in seeds:
+        load = r.get("load_1m_mean")
+        rows.append(f"| `{r['name']}` | {r['config']['train']['seed']} | `{p}` "
+                    f"{r['scores']['val'][p]:.2f} | `{p}` "
+                    f"{score_cell(r['scores']['test_2016_flickr'], p)} | {r['threads']} | "
+                    f"{'-' if load is None else f'{load:.2f}'} | {wall_time(r)} |")
+    values = [r["scores"]["test_2016_flickr"][p] for r in seeds]
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return "\n".join(rows) + (f"\n\n`default` over {len(seeds)} seeds: test2016 `{p}` "
+                              f"{mean:.2f} +- {spread:.2f} (mean +- sample standard "
+                              "deviation).")
+
+
 def sweep_report(results_dir: Path) -> str:
     """The search for the 1-hour default (each run, what it changes in ``default.yaml``, its
     val BLEU decoded as test is in the headline protocol, which decides, and its test score),
@@ -328,14 +349,7 @@ def sweep_report(results_dir: Path) -> str:
                          f"| {'**best on val**' if r is best else ''} |")
     seeds = [found[n] for n in SEED_RUNS if n in found]
     if len(seeds) > 1:
-        p = headline(seeds[0])
-        values = [r["scores"]["test_2016_flickr"][p] for r in seeds]
-        mean = sum(values) / len(values)
-        spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-        lines += ["", f"`default` over {len(seeds)} seeds "
-                  f"({', '.join(str(r['config']['train']['seed']) for r in seeds)}): `{p}` "
-                  f"{mean:.2f} +- {spread:.2f} (sample standard deviation; each: "
-                  f"{', '.join(f'{v:.2f}' for v in values)})."]
+        lines += ["", seeds_report(seeds)]
     for c in comparisons(results_dir):
         lines += ["", f"`{c['system']}` against `{c['baseline']}` on {c['split']}, paired "
                   f"bootstrap ({c['samples']} resamples) in `{c['protocol']}`: "
