@@ -15,10 +15,11 @@ Four analyses read trained models instead of training one (each skipped when its
 exists): the frozen "learned" encoder graph (``repro/learned_graph.py``, from
 ``graph_complete``, before ``graph_learned_4`` trains on it), head pruning
 (``repro/heads.py``) and the syntax study (``repro/syntax_study.py``), both on
-``graph_complete`` and again on the converged default (``runs/default/final.pt``), and the
-attention-scaling probe (``repro/scaling_probe.py``, its own
-small runs). The summary table and figures in ``repro/README.md`` are regenerated from the
-files (``repro/report/experiments.py``).
+``graph_complete`` and again on the converged default (the shipped ``repro/models/default.pt``:
+the weights of ``make repro``'s recorded run, so a fresh clone needs no hour of training), and
+the attention-scaling probe (``repro/scaling_probe.py``, its own small runs). The summary
+table and figures in ``repro/README.md`` are regenerated from the files
+(``repro/report/experiments.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from .report.repro_results import REPRO_README
 EXPERIMENTS = Path("repro/experiments")
 #: The complete-graph model the analyses read.
 TEACHER = "graph_complete"
-#: The converged model the analyses read again: the 1-hour default's (``make repro``).
-CONVERGED = Path("runs/default/final.pt")
+#: The converged model the analyses read again: the 1-hour default's recorded run, as shipped.
+CONVERGED = Path("repro/models/default.pt")
 #: Analyses of trained models, by the name ``--only`` takes (see :func:`analyses`).
 ANALYSES = ("heads_pruning", "syntax_study", "scaling_probe", "heads_pruning_converged",
             "syntax_study_converged")

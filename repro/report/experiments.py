@@ -206,7 +206,7 @@ def summary(results: Path) -> str:
                      f"tokens, {fmt(learned['within_window_share_non_self'], '.0%')} lie inside "
                      "the window-4 graph (random wiring with the same in-degrees: "
                      f"{fmt(learned.get('random_within_window_share_non_self'), '.0%')}).")
-    converged = "the converged default (`runs/default/final.pt`, 2,400 updates)"
+    converged = "the converged default (`repro/models/default.pt`, 2,400 updates)"
     parts += [heads_summary(results), syntax_summary(results),
               heads_summary(results, "heads_pruning_converged", converged),
               syntax_summary(results, "syntax_converged", converged), probe_summary(results)]

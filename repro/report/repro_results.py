@@ -311,7 +311,7 @@ def seeds_report(seeds: list[dict]) -> str:
     the machine's mean load and wall time (data to results), then the mean and the sample
     standard deviation of the test scores in the headline protocol."""
     p = headline(seeds[0])
-    rows = [f"| run | seed | val BLEU (beam, as test) | test2016 | threads | mean load | "
+    rows = ["| run | seed | val BLEU (beam, as test) | test2016 | threads | mean load | "
             "wall time |", "|---|---|---|---|---|---|---|"]
     for r in seeds:
         load = r.get("load_1m_mean")
