@@ -36,6 +36,10 @@ source word is such an identical word, against a uniformly random source word an
 length-only choice.
 Writes ``syntax_study.json`` and PNGs (sentences drawn with their strongest edges, distance
 histograms, head agreement) in ``--out``.
+
+Syntax itself needs a dependency parser, which this repository cannot install offline:
+``--words FILE`` writes the studied words for one, and ``--parses FILE`` scores every head
+against the parser's arcs (``repro/dependency_arcs.py`` says how).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from dgl_transformer.nn.model import GraphTransformer
 from dgl_transformer.tokens import BOS
 
 from .cli import checkpoint_parser, exit_status, write_json
+from .dependency_arcs import Parse, arc_scores, read_parses, write_words
 from .learned_graph import dense_attention
 
 matplotlib.use("Agg")
@@ -212,6 +217,7 @@ def _category(word: str) -> str | None:
 
 @dataclass
 class _Sentence:
+    line: int  # of the sentence in its split, from 1
     src_ids: list[int]
     tgt_ids: list[int]
     src: Alignment
@@ -224,12 +230,12 @@ def _prepare(pipeline: TextPipeline, src_texts: list[str], tgt_texts: list[str],
     words, or longer than ``max_len``)."""
     kept, skipped = [], 0
     tok, src_lang, tgt_lang = pipeline.tokenizer, pipeline.src_lang, pipeline.tgt_lang
-    for src_text, tgt_text in zip(src_texts, tgt_texts, strict=True):
+    for line, (src_text, tgt_text) in enumerate(zip(src_texts, tgt_texts, strict=True), 1):
         src_ids, tgt_ids = pipeline.encode(src_text, src_lang), pipeline.encode(tgt_text, tgt_lang)
         if not 0 < len(src_ids) <= max_len or not 0 < len(tgt_ids) < max_len:
             skipped += 1
             continue
-        sent = _Sentence(src_ids, tgt_ids,
+        sent = _Sentence(line, src_ids, tgt_ids,
                          align(tok.pieces(src_text, src_lang), src_text, src_lang),
                          align(tok.pieces(tgt_text, tgt_lang), tgt_text, tgt_lang))
         if len(sent.src.words) < 2:
@@ -478,10 +484,11 @@ def plot_agreement(summary: dict, path: Path) -> None:
 
 def study(
     model: GraphTransformer, pipeline: TextPipeline, src_texts: list[str],
-    tgt_texts: list[str], out_dir: Path,
+    tgt_texts: list[str], out_dir: Path, parses: dict[str, Parse] | None = None,
 ) -> dict:
     """Every number of the study on these sentence pairs, with the figures written to
-    ``out_dir``."""
+    ``out_dir``; with ``parses`` (dependency parses of the source words by sentence id, see
+    :func:`sentence_id`), the encoder heads scored against their arcs too."""
     if not isinstance(pipeline.tokenizer, SubwordTokenizer):
         raise ValueError("the syntax study merges subword pieces: this model reads words")
     sents, skipped = _prepare(pipeline, src_texts, tgt_texts, model.cfg.max_len)
@@ -537,12 +544,45 @@ def study(
                     if drawn else None),
         "cross": cross_statistics(sents, cross_words),
         "figures": figures,
+        **({} if parses is None else {"dependency_arcs": arc_scores(
+            [_parse_of(s, parses) for s in sents], [strongest_senders(w) for w in enc_words])}),
     }
 
 
-def run(final: Path, root: Path | None, out_dir: Path, sentences: int = 500) -> dict:
+def sentence_id(sent: _Sentence) -> str:
+    """The id a sentence has in the CoNLL-U files of ``--words`` and ``--parses``."""
+    return f"val-{sent.line}"
+
+
+def _parse_of(sent: _Sentence, parses: dict[str, Parse]) -> Parse:
+    """The parse of a studied sentence, which must have the study's words."""
+    key = sentence_id(sent)
+    if key not in parses:
+        raise ValueError(f"the parses have no sentence {key}: parse the file that --words "
+                         "writes")
+    forms = [form for form, _, _ in parses[key]]
+    if forms != sent.src.words:
+        raise ValueError(f"sentence {key}: the parse's words {forms} are not the study's "
+                         f"{sent.src.words}: parse with the words given (pretokenised)")
+    return parses[key]
+
+
+def studied_words(final: Path, root: Path | None, sentences: int) -> dict[str, list[str]]:
+    """The source words of the sentences the study reads, by sentence id, for a parser."""
+    translator = Translator.from_checkpoint(final)
+    pipeline = translator.pipeline
+    root = Path(translator.config.data.root) if root is None else root
+    src_texts, tgt_texts = pipeline.read(root, "val")
+    sents, _ = _prepare(pipeline, src_texts[:sentences], tgt_texts[:sentences],
+                        translator.model.cfg.max_len)
+    return {sentence_id(s): s.src.words for s in sents}
+
+
+def run(final: Path, root: Path | None, out_dir: Path, sentences: int = 500,
+        parses: Path | None = None) -> dict:
     """The study on the first ``sentences`` validation pairs of the checkpoint ``final``
-    (data under ``root``; None: the checkpoint's ``data.root``); writes
+    (data under ``root``; None: the checkpoint's ``data.root``), scored against the
+    dependency arcs of the CoNLL-U file ``parses`` if given; writes
     ``out_dir/syntax_study.json`` and the figures, and returns the record."""
     started = time.time()
     translator = Translator.from_checkpoint(final)
@@ -550,7 +590,8 @@ def run(final: Path, root: Path | None, out_dir: Path, sentences: int = 500) -> 
     root = Path(run_cfg.data.root) if root is None else root
     src_texts, tgt_texts = pipeline.read(root, "val")
     with torch.no_grad():
-        record = study(model, pipeline, src_texts[:sentences], tgt_texts[:sentences], out_dir)
+        record = study(model, pipeline, src_texts[:sentences], tgt_texts[:sentences], out_dir,
+                       None if parses is None else read_parses(parses))
     record = {"checkpoint": str(final), "root": str(root), "split": "val",
               "sentences_asked": sentences, **record,
               "seconds": round(time.time() - started, 1), "threads": torch.get_num_threads()}
@@ -562,12 +603,21 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = checkpoint_parser("python -m repro.syntax_study", __doc__, "output folder")
     parser.add_argument("--sentences", type=int, default=500)
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--words", type=Path, metavar="CONLLU",
+                      help="only write the studied source words, for a dependency parser")
+    what.add_argument("--parses", type=Path, metavar="CONLLU",
+                      help="also score the heads against these parses of --words' file")
     args = parser.parse_args(argv)
 
     def call() -> str:
         if args.sentences < 1:
             raise ValueError(f"--sentences must be >= 1, got {args.sentences}")
-        result = run(args.checkpoint, args.root, args.out, args.sentences)
+        if args.words:
+            words = studied_words(args.checkpoint, args.root, args.sentences)
+            write_words(words, args.words)
+            return f"wrote {args.words} ({len(words)} sentences): parse it, keeping its words"
+        result = run(args.checkpoint, args.root, args.out, args.sentences, args.parses)
         return (f"wrote {args.out / 'syntax_study.json'} ({result['sentences']} sentences, "
                 f"{result['seconds']:.0f} s)")
 

@@ -5,12 +5,15 @@ import math
 
 import pytest
 import torch
+from multi30k_mirror import MIRROR, NEEDS_MIRROR
+from tiny_checkpoint import make_checkpoint
 
-from dgl_transformer.mt.text import SubwordTokenizer, TextPipeline
+from dgl_transformer.mt.generate import Translator
+from dgl_transformer.mt.text import SubwordTokenizer, TextPipeline, _spacy_tokenizer
 from dgl_transformer.nn import graphs
 from dgl_transformer.nn.config import TransformerConfig
 from dgl_transformer.nn.model import GraphTransformer
-from repro import learned_graph, syntax_study
+from repro import dependency_arcs, learned_graph, syntax_study
 from repro.learned_graph import learned_edges, select_edges, window_degrees
 from repro.syntax_study import (
     align,
@@ -237,7 +240,7 @@ def test_study_end_to_end_on_a_tiny_model(tmp_path):
 def test_cross_statistics_count_identical_words_by_kind():
     src = align(["▁Max", "▁runs", "▁in", "▁2019", "▁."], "Max runs in 2019 .", "en")
     tgt = align(["▁Max", "▁läuft", "▁in", "▁2019", "▁."], "Max läuft in 2019 .", "de")
-    sent = syntax_study._Sentence([], [], src, tgt)
+    sent = syntax_study._Sentence(1, [], [], src, tgt)
     words = torch.zeros(1, 2, 5, 5)  # [layers, predicting/reading, target, source words]
     words[0, 0, [0, 1, 2, 3, 4], [0, 0, 1, 3, 4]] = 1  # Max and 2019 hit, "in" misses
     words[0, 1, :, 1] = 1  # reading rows: every word to "runs"
@@ -250,3 +253,84 @@ def test_cross_statistics_count_identical_words_by_kind():
     assert (layer["hits_predicting"], layer["hits_reading"]) == (2, 0)
     kinds = {k: v["per_layer"][0]["hits_predicting"] for k, v in stats["by_kind"].items()}
     assert kinds == {"capitalised": 1, "number": 1, "other": 0}
+
+
+def test_the_words_for_a_parser_come_back_with_their_arcs(tmp_path):
+    words = {"val-1": ["A", "dog", "runs", "."], "val-3": ["Max", "sleeps"]}
+    path = tmp_path / "words.conllu"
+    dependency_arcs.write_words(words, path)
+    text = path.read_text()
+    assert "# sent_id = val-3\n# text = Max sleeps\n1\tMax\t_" in text
+    parsed = text.replace("\t_\t_\t_\t_\t_\t_\t_\t_", "\t_\t_\t_\t_\t0\troot\t_\t_")
+    parses = dependency_arcs.read_parses(tmp_path / "p.conllu") if (
+        tmp_path / "p.conllu").write_text(parsed) else None
+    assert parses == {k: [(w, 0, "root") for w in v] for k, v in words.items()}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("1\tdog\t_", r"p.conllu:2: 3 tab-separated columns"),
+    ("2\tdog" + "\t_" * 8, r"p.conllu:2: expected word 1 with a numeric HEAD"),
+])
+def test_a_malformed_parse_names_its_line(tmp_path, line, message):
+    path = tmp_path / "p.conllu"
+    path.write_text(f"# sent_id = val-1\n{line}\n")
+    with pytest.raises(ValueError, match=message):
+        dependency_arcs.read_parses(path)
+
+
+def test_arc_scores_find_the_head_that_follows_the_arcs():
+    """Every word's head is the word before it; head 1 attends to the previous word, head 2
+    to the next (the last word, which has none, to the previous): head 1 finds every
+    dependent's head, head 2 every head's dependent, and the head of the last words only."""
+    parses, strongest = [], []
+    for n in (4, 6):
+        parses.append([(f"w{i}", i, "dep") for i in range(n)])  # word i+1's head is word i
+        previous = torch.tensor([1, *range(n - 1)])
+        following = torch.tensor([*range(1, n), n - 2])
+        strongest.append(torch.stack([previous, following])[None])  # [1 layer, 2 heads, n]
+    scores = dependency_arcs.arc_scores(parses, strongest, min_arcs=1)
+    assert scores["arcs"] == 8
+    assert [h["dependent_to_head_share"] for h in scores["per_head"]] == [1.0, 2 / 8]
+    dep = scores["relations"]["dep"]
+    assert (dep["best_offset"], dep["offset_baseline"]) == (-1, 1.0)
+    assert dep["dependent_to_head"] == {"head": "L1H1", "share": 1.0}
+    assert dep["head_to_dependent"] == {"head": "L1H2", "share": 1.0}
+
+
+def test_the_study_scores_heads_against_parses_of_its_own_words(tmp_path):
+    """With every word's head the word before it, a head's share of dependents that attend
+    to their head is its share of words whose strongest sender is the previous word, counted
+    over the words that have one; a parse of other words is refused."""
+    src = ["A man's well-known dog runs.", "Two dogs play with Max in 2019 here.", "A dog."]
+    tgt = ["Ein bekannter Hund rennt.", "Zwei Hunde spielen mit Max in 2019 hier.", "Ein Hund."]
+    pipeline = TextPipeline("raw", "en", "de", SubwordTokenizer.train(src * 3 + tgt * 3, 300))
+    model = _tiny_model()
+    sents, _ = syntax_study._prepare(pipeline, src, tgt, model.cfg.max_len)
+    parses = {syntax_study.sentence_id(s): [(w, i, "dep") for i, w in enumerate(s.src.words)]
+              for s in sents}
+    record = syntax_study.study(model, pipeline, src, tgt, tmp_path, parses)
+    enc, arcs = record["encoder"], record["dependency_arcs"]
+    with_a_head = enc["receiver_words"] - record["sentences"]
+    for head, scored in zip(enc["per_head"], arcs["per_head"], strict=True):
+        expected = head["left_neighbour_share"] * enc["receiver_words"] / with_a_head
+        assert scored["dependent_to_head_share"] == pytest.approx(expected, abs=1e-3)
+    parses["val-1"] = [("A", 0, "root"), ("man", 1, "dep")]
+    with pytest.raises(ValueError, match="sentence val-1: the parse's words"):
+        syntax_study.study(model, pipeline, src, tgt, tmp_path, parses)
+
+
+@NEEDS_MIRROR
+def test_the_command_writes_the_words_for_a_parser_and_names_a_missing_parse(tmp_path, capsys):
+    args = ["--checkpoint", str(make_checkpoint(tmp_path / "final.pt")), "--out",
+            str(tmp_path / "out"), "--root", str(MIRROR), "--sentences", "5"]
+    words = tmp_path / "words.conllu"
+    assert syntax_study.main([*args, "--words", str(words)]) == 0
+    lines = words.read_text().splitlines()
+    ids = [line.split("= ")[1] for line in lines if line.startswith("# sent_id")]
+    assert ids[0] == "val-1" and set(ids) <= {f"val-{k}" for k in range(1, 6)}  # too long: out
+    first = Translator.from_checkpoint(tmp_path / "final.pt").pipeline.read(MIRROR, "val")[0][0]
+    spacy_words = [t.text for t in _spacy_tokenizer("en")(first) if not t.is_space]
+    assert lines[1] == f"# text = {' '.join(spacy_words)}"
+    assert syntax_study.main([*args, "--parses", str(tmp_path / "parsed.conllu")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {tmp_path / 'parsed.conllu'}: no such file")
