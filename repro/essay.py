@@ -58,6 +58,8 @@ PAIRS: list[tuple[str, str, str]] = [
     *(("graph", "graph_complete", f"graph_{g}") for g in (
         "window_1", "window_2", "window_4", "global_1", "global_2", "hierarchy_2",
         "random_4", "learned_4")),
+    # the same in-degrees as the window, wired otherwise: does where the edges go matter?
+    *(("graph", "graph_window_4", f"graph_{g}") for g in ("random_4", "learned_4")),
     ("attention", "graph_complete", "aggregate_enc_mean"),
     ("attention", "graph_window_4", "aggregate_enc_mean_window_4"),
     ("attention", "graph_complete", "aggregate_dec_mean"),

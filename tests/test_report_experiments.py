@@ -102,3 +102,17 @@ def test_the_summary_says_when_one_word_makes_up_the_alignment_test(tmp_path):
     text = summary(tmp_path)
     assert "(layer 1: 0.75; chance 0.10, length-only choice 0.25); 3 of the 4 are the word 'in'." \
         in text
+
+
+def test_a_configuration_with_two_baselines_shows_its_verdict_against_the_first(tmp_path):
+    """graph_random_4 is compared with the complete graph and with the window of the same
+    in-degrees; its row gives the first comparison, the verdicts table both."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("graph_complete", "graph_random_4"):
+        shutil.copy(RECORDED / f"{name}.json", results)
+    verdicts = [{"baseline": base, "changed": "graph_random_4", "verdict": word}
+                for base, word in (("graph_complete", "worse"), ("graph_window_4", "better"))]
+    (results / "verdicts.json").write_text(json.dumps({"verdicts": verdicts}))
+    row = next(r for r in summary_table(results).splitlines() if "`graph_random_4`" in r)
+    assert row.endswith("| worse than `graph_complete` |")

@@ -36,8 +36,9 @@ def summary_table(results: Path) -> str:
     groups: dict[str, list[dict]] = {}
     for r in load_results(results).values():
         groups.setdefault(group_name(r["name"]), []).append(r)
-    verdicts = {v["changed"]: v for v in (read_json(results / "verdicts.json") or {}).get(
-        "verdicts", [])}
+    verdicts: dict[str, dict] = {}  # against the first baseline listed (random_4: complete)
+    for v in (read_json(results / "verdicts.json") or {}).get("verdicts", []):
+        verdicts.setdefault(v["changed"], v)
     rows = ["| configuration | encoder graph, aggregator | heads | layers | norm, warm-up, lr | "
             "updates | seeds | edges per sentence | val BLEU | test2016 BLEU | verdict |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
