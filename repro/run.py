@@ -39,7 +39,7 @@ from dgl_transformer.mt.evaluate import evaluate_split
 from dgl_transformer.mt.generate import Translator
 from dgl_transformer.mt.train import TrainingError, check_resumable
 
-from .report.repro_results import plot_curves, update_readme, write_samples
+from .report.repro_results import BLEU_LEVELS, plot_curves, update_readme, write_samples
 
 RESULTS = Path("repro/results")
 
@@ -170,10 +170,6 @@ def mean_load(out_dir: Path) -> float | None:
     return round(sum(loads) / len(loads), 2) if loads else None
 
 
-#: Validation BLEU levels whose first crossing ``time_to_bleu`` records.
-BLEU_LEVELS = (30, 35, 38)
-
-
 def time_to_bleu(history: list[dict]) -> dict[str, object]:
     """Training minutes at the end of the first epoch whose greedy val BLEU (``bleu_tok_lc``)
     reached each of :data:`BLEU_LEVELS` (None: never reached)."""
@@ -229,7 +225,9 @@ def record(
 
 
 def run(config: str, overrides: list[str]) -> int:
-    result, samples = record(config, overrides, f"make repro CONFIG={config}")
+    threads = load_config(config, overrides).train.threads  # make repro's THREADS
+    command = f"make repro CONFIG={config}" + ("" if threads == 2 else f" THREADS={threads}")
+    result, samples = record(config, overrides, command)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = result["name"]
     path = RESULTS / f"{name}.json"

@@ -13,13 +13,16 @@ from repro import run
 from repro.report.markers import read_section
 from repro.report.repro_results import (
     PUBLISHED_BLEU_ANCHORS,
+    RECIPE_SECTION,
     RESULT_PROTOCOL_COLUMNS,
     RESULTS_SECTION,
     SWEEP_SECTION,
     TARGETS_SECTION,
+    _against,
     duration,
     headline,
     in_search,
+    recipe_table,
     results_table,
     score_cell,
     seeds_report,
@@ -101,6 +104,26 @@ def test_the_readme_sections_are_generated_from_the_recorded_results(monkeypatch
     assert read_section(readme, RESULTS_SECTION) == results_table(results)
     assert read_section(readme, TARGETS_SECTION) == target_report(results)
     assert read_section(readme, SWEEP_SECTION) == sweep_report(results)
+    assert read_section(readme, RECIPE_SECTION) == recipe_table()
+
+
+def test_the_recipe_table_lists_every_setting_the_default_changes_from_the_anchor(
+        monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rows = {row.split("`")[1]: row for row in recipe_table().splitlines()[2:]}
+    ours = load_config(CONFIGS / "default.yaml").to_dict()
+    theirs = load_config(CONFIGS / "tiny.yaml").to_dict()
+    changed = {f"{section}.{key}" for section, values in ours.items() if isinstance(values, dict)
+               for key, value in values.items() if theirs[section].get(key) != value}
+    assert set(rows) == changed - {"train.out_dir"}
+    assert rows["model.norm_first"] == "| `model.norm_first` | True | False |"
+
+
+def test_an_anchor_is_passed_only_when_the_interval_says_so():
+    assert _against(37.76, [36.12, 39.39], 36.45).endswith("no claim either way")
+    assert _against(38.0, [37.0, 39.0], 36.45).endswith("lies above it: ahead")
+    assert _against(38.04, [36.33, 39.62], 41.02).endswith("lies below it: behind")
+    assert _against(36.86, None, 36.45) == "+0.41; no interval recorded, so no claim either way"
 
 
 def test_train_reports_where_a_resumed_run_started(tmp_path, monkeypatch):
@@ -148,21 +171,20 @@ def test_targets_say_met_or_missed_by_how_much(tmp_path):
     (tmp_path / "word.json").write_text(json.dumps(word))
     text = target_report(tmp_path)
     assert text.count("* **") == 2  # only runs named in REPRO_BLEU_TARGETS
-    assert "* **word**: `bleu_dgl` 35.50: DGL Transformer example's best published 36.45 not " \
-           "reached (-0.95)" in text
+    assert "* **word**: `bleu_dgl` 35.50: against DGL Transformer example's best published " \
+           "36.45, -0.95; no interval recorded, so no claim either way" in text
     assert "`bleu_dgl` 37.25: target 38.00 missed by 0.75" in text
-    assert "36.45 passed (+0.80)" in text
-    assert "`bleu_tok_lc` 40.50: target 40.00 met" in text and "41.02 not reached (-0.52)" in text
-    assert "30 at 1.0 min, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
+    assert "`bleu_tok_lc` 40.50: target 40.00 met" in text and "41.02, -0.52; no interval" in text
+    assert "30 at update 200, 35 never" in text and "best epoch (2 of 3, 30.00)" in text
     assert "fell by 0.300 per epoch (still improving" in text
     assert "within 0.02 nats of its lowest (2.400) at update 300" in text
     ci = {"bleu_dgl_ci95": [36.5, 38.0], "bleu_tok_lc_ci95": [40.6, 41.1]}
     r["scores"]["test_2016_flickr"].update(ci)
     (tmp_path / "default.json").write_text(json.dumps(r))
     text = target_report(tmp_path)  # an anchor is passed only when the interval says so
-    assert "36.45 passed (+0.80); the 95% interval [36.50, 38.00] lies above it" in text
-    assert "41.02 not reached (-0.52); the 95% interval [40.60, 41.10] lies around it: no " \
-           "claim either way" in text
+    assert "36.45, +0.80, and our 95% interval [36.50, 38.00] lies above it: ahead" in text
+    assert "41.02, -0.52, but it lies inside our 95% interval [40.60, 41.10]: no claim " \
+           "either way" in text
     assert "Training saw 1,234 updates of at most 6,000 source and target tokens together (at " \
            "most 7.4M)" in text
 
@@ -230,5 +252,5 @@ def test_the_seeds_table_states_each_runs_conditions_and_the_spread():
     assert lines[2] == ("| `default_seed1` | 1 | `bleu_dgl` 36.00 | `bleu_dgl` **37.00** | 1 | "
                         "3.10 | 40.0 min |")
     assert lines[3].endswith("| 2 | - | 40.0 min |")  # a file without the load says so
-    assert lines[-1] == ("`default` over 2 seeds: test2016 `bleu_dgl` 37.50 +- 0.71 (mean +- "
-                         "sample standard deviation).")
+    assert lines[-1] == ("`default` over 2 seeds (mean +- sample standard deviation): val "
+                         "`bleu_dgl` 36.00 +- 0.00, test2016 `bleu_dgl` 37.50 +- 0.71.")

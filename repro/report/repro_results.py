@@ -34,6 +34,11 @@ PUBLISHED_BLEU_ANCHORS = [
 REPRO_RESULTS = Path("repro/results")
 REPRO_README = Path("repro/README.md")
 RESULTS_SECTION, TARGETS_SECTION, SWEEP_SECTION = "results", "targets", "sweep"
+RECIPE_SECTION = "recipe"
+#: Validation BLEU levels (greedy, ``bleu_tok_lc``) whose first crossing a run reports.
+BLEU_LEVELS = (30, 35, 38)
+#: Transformer-Tiny's recipe as a config: what the default is compared with, setting by setting.
+ANCHOR_CONFIG = Path("repro/configs/tiny.yaml")
 #: The default's seeds (its own block), and the prefix of the runs that searched for it.
 SEED_RUNS = ("default", "default_seed2", "default_seed3")
 SWEEP_PREFIX = "default_"
@@ -205,17 +210,28 @@ def plot_bleu_by_updates(results_dir: Path, path: Path) -> None:
     save_figure(fig, path)
 
 
+def _first_update(epochs: list[dict], level: float) -> str:
+    """The update at the end of the first epoch whose greedy val BLEU reached ``level``."""
+    hit = next((h for h in epochs if h["val_bleu_greedy"] >= level), None)
+    return f"{level} never" if hit is None else f"{level} at update {hit['step']:,}"
+
+
 #: How close to its lowest val NLL a curve counts as flat.
 FLAT_NATS = 0.02
 
 
 def _against(score: float, ci: list[float] | None, anchor: float) -> str:
-    """Where ``anchor`` lies with respect to a score's 95% interval."""
+    """How a score stands against a published ``anchor``: the claim its 95% interval allows
+    (none without an interval)."""
     if ci is None:
-        return ""
-    where = ("above it" if ci[0] > anchor else "below it" if ci[1] < anchor
-             else "around it: no claim either way")
-    return f"; the 95% interval [{ci[0]:.2f}, {ci[1]:.2f}] lies {where}"
+        return f"{score - anchor:+.2f}; no interval recorded, so no claim either way"
+    interval = f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+    if ci[0] > anchor:
+        return f"{score - anchor:+.2f}, and our 95% interval {interval} lies above it: ahead"
+    if ci[1] < anchor:
+        return f"{score - anchor:+.2f}, and our 95% interval {interval} lies below it: behind"
+    return (f"{score - anchor:+.2f}, but it lies inside our 95% interval {interval}: no claim "
+            "either way")
 
 
 def _budget(r: dict) -> str:
@@ -253,10 +269,9 @@ def target_report(results_dir: Path) -> str:
             anchors = [(label, bleu) for label, p, bleu in PUBLISHED_BLEU_ANCHORS
                        if p == protocol]
             best = max(anchors, key=lambda a: a[1])
-            parts.append(f"`{protocol}` {s[protocol]:.2f}: {verdict}"
+            parts.append(f"`{protocol}` {s[protocol]:.2f}: {verdict}against "
                          f"{best[0].split(' (')[0].split(',')[0]}'s best published "
-                         f"{best[1]:.2f} {'passed' if s[protocol] > best[1] else 'not reached'} "
-                         f"({s[protocol] - best[1]:+.2f})"
+                         f"{best[1]:.2f}, "
                          + _against(s[protocol], s.get(f"{protocol}_ci95"), best[1]))
         epochs = [h for h in r["history"] if "val_bleu_greedy" in h]
         last, best_epoch = epochs[-1], max(epochs, key=lambda h: h["val_bleu_greedy"])
@@ -264,15 +279,14 @@ def target_report(results_dir: Path) -> str:
         per_epoch = (recent[0]["val_nll"] - recent[-1]["val_nll"]) / max(1, len(recent) - 1)
         best_nll = min(h["val_nll"] for h in epochs)
         flat = next(h for h in epochs if h["val_nll"] <= best_nll + FLAT_NATS)
-        reached = ", ".join(f"{level} at {minutes} min" if minutes is not None else
-                            f"{level} never" for level, minutes in r["time_to_bleu"].items()
-                            if level != "metric")
+        reached = ", ".join(_first_update(epochs, level) for level in BLEU_LEVELS)
         key = VAL_BLEU_KEYS[chosen_on(r)]
         candidates = ", ".join(f"{name} {c[key]:.2f}" for name, c in r["val_candidates"].items())
         keep = r["config"]["train"].get("keep", "better")
         lines.append(
             f"* **{r['name']}**: " + "; ".join(parts) + ". Greedy val BLEU (tok, lc) reached "
-            f"{reached}; its best epoch ({best_epoch['epoch'] + 1} of {len(epochs)}, "
+            f"{reached} (by updates, which do not depend on the machine's load); its best "
+            f"epoch ({best_epoch['epoch'] + 1} of {len(epochs)}, "
             f"{best_epoch['val_bleu_greedy']:.2f}) against the last "
             f"({last['val_bleu_greedy']:.2f}); over the last {len(recent)} epochs val NLL fell "
             f"by {per_epoch:.3f} per epoch "
@@ -291,6 +305,26 @@ def recipe(config: dict) -> dict[str, object]:
     flat = {f"{section}.{key}": value for section, values in config.items()
             if isinstance(values, dict) for key, value in values.items()}
     return {k: v for k, v in flat.items() if k not in NOT_RECIPE}
+
+
+def recipe_table() -> str:
+    """Every setting in which the default recipe differs from Transformer-Tiny's
+    (``tiny.yaml``), from the two configs."""
+    ours = recipe(load_config(DEFAULT_CONFIG).to_dict())
+    theirs = recipe(load_config(ANCHOR_CONFIG).to_dict())
+    rows = [f"| setting | `{DEFAULT_CONFIG.name}` | `{ANCHOR_CONFIG.name}` "
+            "(Transformer-Tiny's recipe) |", "|---|---|---|"]
+    rows += [f"| `{k}` | {_setting(k, ours)} | {_setting(k, theirs)} |"
+             for k in sorted(ours.keys() | theirs.keys()) if ours.get(k) != theirs.get(k)]
+    return "\n".join(rows)
+
+
+def _setting(key: str, settings: dict[str, object]) -> str:
+    """A setting's value as the table shows it (a dropout of None follows ``model.dropout``)."""
+    value = settings.get(key)
+    if value is None and key.endswith("_dropout"):
+        return f"{settings['model.dropout']} (= `model.dropout`)"
+    return str(value)
 
 
 def _differences(r: dict, default: dict) -> str:
@@ -319,12 +353,16 @@ def seeds_report(seeds: list[dict]) -> str:
                     f"{r['scores']['val'][p]:.2f} | `{p}` "
                     f"{score_cell(r['scores']['test_2016_flickr'], p)} | {r['threads']} | "
                     f"{'-' if load is None else f'{load:.2f}'} | {wall_time(r)} |")
-    values = [r["scores"]["test_2016_flickr"][p] for r in seeds]
+    spread = {split: _mean_sd([r["scores"][key][p] for r in seeds])
+              for split, key in (("val", "val"), ("test2016", "test_2016_flickr"))}
+    return "\n".join(rows) + (f"\n\n`default` over {len(seeds)} seeds (mean +- sample "
+                              f"standard deviation): val `{p}` {spread['val']}, test2016 "
+                              f"`{p}` {spread['test2016']}.")
+
+
+def _mean_sd(values: list[float]) -> str:
     mean = sum(values) / len(values)
-    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return "\n".join(rows) + (f"\n\n`default` over {len(seeds)} seeds: test2016 `{p}` "
-                              f"{mean:.2f} +- {spread:.2f} (mean +- sample standard "
-                              "deviation).")
+    return f"{mean:.2f} +- {(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.2f}"
 
 
 def sweep_report(results_dir: Path) -> str:
@@ -367,3 +405,4 @@ def update_readme(results_dir: Path, readme: Path) -> None:
     write_section(readme, RESULTS_SECTION, results_table(results_dir))
     write_section(readme, TARGETS_SECTION, target_report(results_dir))
     write_section(readme, SWEEP_SECTION, sweep_report(results_dir))
+    write_section(readme, RECIPE_SECTION, recipe_table())
