@@ -43,7 +43,8 @@ def write_words(sentences: dict[str, list[str]], path: Path) -> None:
 
 def read_parses(path: Path) -> dict[str, Parse]:
     """Each parsed sentence of a CoNLL-U file by its ``sent_id`` (multi-word token ranges and
-    empty nodes skipped); a malformed line is a ``ValueError`` naming it."""
+    empty nodes skipped; a relation's subtype dropped, ``nmod:poss`` counting as ``nmod``); a
+    malformed line is a ``ValueError`` naming it."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     parses: dict[str, Parse] = {}
