@@ -104,7 +104,7 @@ def run_label(r: dict) -> str:
     variant = d.get("variant", "?")
     return (f"**ours: {r['name']}** ({variant}, {m['n_enc_layers']}+{m['n_dec_layers']} layers, "
             f"d={m['d_model']}, beam {r['config']['eval']['beam_size']}, "
-            f"{r['threads']} CPU threads)")
+            f"{r['threads']} CPU thread{'' if r['threads'] == 1 else 's'})")
 
 
 def chosen_on(r: dict) -> str:
