@@ -22,7 +22,8 @@ def group_name(name: str) -> str:
     return re.sub(r"_seed\d+$", "", name)
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
+    """Values over seeds as 'mean +- sample standard deviation' (one value: itself)."""
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{mean(values):.2f} +- {stdev(values):.2f}"
@@ -60,8 +61,8 @@ def summary_table(results: Path) -> str:
             f"| `{name}` | {encoder} | {m['n_heads']} | {m['n_enc_layers']}+"
             f"{m['n_dec_layers']} | {norm}, {warmup}, {t['lr']:g} | {r['train_steps']:,} | "
             f"{', '.join(str(x['config']['train']['seed']) for x in runs)} | "
-            f"{r['edges_per_sentence']} | {_mean_sd(val) if val else '-'} | "
-            f"`{protocol}` {_mean_sd(test)} | {verdict} |")
+            f"{r['edges_per_sentence']} | {mean_sd(val) if val else '-'} | "
+            f"`{protocol}` {mean_sd(test)} | {verdict} |")
     return "\n".join(rows)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dgl_transformer.mt.configs import VAL_BLEU_KEYS, load_config
 
+from .experiments import mean_sd
 from .figures import plt, save_figure
 from .markers import write_section
 
@@ -353,16 +354,12 @@ def seeds_report(seeds: list[dict]) -> str:
                     f"{r['scores']['val'][p]:.2f} | `{p}` "
                     f"{score_cell(r['scores']['test_2016_flickr'], p)} | {r['threads']} | "
                     f"{'-' if load is None else f'{load:.2f}'} | {wall_time(r)} |")
-    spread = {split: _mean_sd([r["scores"][key][p] for r in seeds])
+    spread = {split: mean_sd([r["scores"][key][p] for r in seeds])
               for split, key in (("val", "val"), ("test2016", "test_2016_flickr"))}
     return "\n".join(rows) + (f"\n\n`default` over {len(seeds)} seeds (mean +- sample "
                               f"standard deviation): val `{p}` {spread['val']}, test2016 "
                               f"`{p}` {spread['test2016']}.")
 
-
-def _mean_sd(values: list[float]) -> str:
-    mean = sum(values) / len(values)
-    return f"{mean:.2f} +- {(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.2f}"
 
 
 def sweep_report(results_dir: Path) -> str:
