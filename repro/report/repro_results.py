@@ -361,7 +361,6 @@ def seeds_report(seeds: list[dict]) -> str:
                               f"`{p}` {spread['test2016']}.")
 
 
-
 def sweep_report(results_dir: Path) -> str:
     """The search for the 1-hour default (each run, what it changes in ``default.yaml``, its
     val BLEU decoded as test is in the headline protocol, which decides, and its test score),
