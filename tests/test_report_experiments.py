@@ -116,3 +116,7 @@ def test_a_configuration_with_two_baselines_shows_its_verdict_against_the_first(
     (results / "verdicts.json").write_text(json.dumps({"verdicts": verdicts}))
     row = next(r for r in summary_table(results).splitlines() if "`graph_random_4`" in r)
     assert row.endswith("| worse than `graph_complete` |")
+    verdicts[0]["verdict"] = "not decided"
+    (results / "verdicts.json").write_text(json.dumps({"verdicts": verdicts}))
+    row = next(r for r in summary_table(results).splitlines() if "`graph_random_4`" in r)
+    assert row.endswith("| not decided against `graph_complete` |")
