@@ -14,7 +14,6 @@ from repro.report.markers import read_section
 from repro.report.repro_results import (
     PUBLISHED_BLEU_ANCHORS,
     RECIPE_SECTION,
-    RESULT_PROTOCOL_COLUMNS,
     RESULTS_SECTION,
     SWEEP_SECTION,
     TARGETS_SECTION,
@@ -24,6 +23,7 @@ from repro.report.repro_results import (
     in_search,
     recipe_table,
     results_table,
+    run_cells,
     score_cell,
     seeds_report,
     sweep_report,
@@ -66,6 +66,17 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert [c.strip() for c in tiny.split("|")[2:5]] == ["-", "-", "41.02"]
 
 
+def test_a_lowercased_run_shows_no_cased_score(tmp_path):
+    """A run trained on lowercased text writes lowercased German: scoring it cased measures
+    only the case it never produces, so the table leaves those columns empty."""
+    lowercased = result("lc", 40.5, 3000, None)
+    lowercased["config"]["data"]["variant"] = "lc_tok"
+    lowercased["scores"]["test_2016_flickr"]["bleu_dgl"] = 8.2
+    assert run_cells(lowercased) == ["-", "-", "**40.50**"]
+    raw = result("raw", 40.5, 3000, None)
+    assert run_cells(raw)[0] == "**1.50**"
+
+
 def test_the_recorded_results_each_have_their_row(monkeypatch):
     """One row per result file of a run that scored test2016 (not bench.json, not the
     default's search and seeds), with that file's scores in their protocols' columns (older
@@ -81,11 +92,9 @@ def test_the_recorded_results_each_have_their_row(monkeypatch):
     names = [row.strip("|").split("|")[0].strip() for row in rows]
     for path in files:
         r = json.loads(path.read_text())
-        s = r["scores"]["test_2016_flickr"]
         row = next(row for row in rows if row.startswith(f"| **ours: {r['name']}**"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1:] == [*(score_cell(s, p) for p in RESULT_PROTOCOL_COLUMNS),
-                             updates(r), wall_time(r), f"`{path.as_posix()}`"]
+        assert cells[1:] == [*run_cells(r), updates(r), wall_time(r), f"`{path.as_posix()}`"]
         anchors = [i for i, (_, p, _) in enumerate(PUBLISHED_BLEU_ANCHORS) if p == headline(r)]
         first_anchor = names.index(PUBLISHED_BLEU_ANCHORS[anchors[0]][0])
         assert rows.index(row) > first_anchor

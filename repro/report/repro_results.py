@@ -26,6 +26,8 @@ RESULT_PROTOCOL_COLUMNS = {
     "bleu_dgl": "DGL protocol (Moses -a -no-escape, cased, tokenised)",
     "bleu_tok_lc": "tok, lc (official lc.norm.tok refs)",
 }
+#: The columns that score case: not shown for a run that writes lowercased text.
+CASED_PROTOCOLS = ("bleu_cased", "bleu_dgl")
 #: Published numbers (test_2016_flickr, en->de), each in the protocol its authors scored with.
 PUBLISHED_BLEU_ANCHORS = [
     ("DGL Transformer example, 6+6 layers (word level)", "bleu_dgl", 35.41),
@@ -132,6 +134,16 @@ def score_cell(scores: dict, protocol: str) -> str:
     return f"**{scores[protocol]:.2f}**" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
+def run_cells(r: dict) -> list[str]:
+    """A run's test2016 cells, one per protocol column. A run trained on lowercased text
+    (``lc_tok``) writes lowercased German, so its cased columns are '-': cased BLEU would only
+    measure the case it never produces."""
+    s = r["scores"]["test_2016_flickr"]
+    lowercased = r["config"].get("data", {}).get("variant") == "lc_tok"
+    return ["-" if lowercased and c in CASED_PROTOCOLS else score_cell(s, c)
+            for c in RESULT_PROTOCOL_COLUMNS]
+
+
 def repro_results(results_dir: Path) -> list[tuple[Path, dict]]:
     """Every result file of a ``make repro`` run that scored test_2016_flickr, by name."""
     found = []
@@ -163,9 +175,7 @@ def results_table(results_dir: Path) -> str:
                 rows.append(f"| {label} | " + " | ".join(cells) + " | - | - | published |")
         for path, r in runs:
             if headline(r) == protocol:
-                s = r["scores"]["test_2016_flickr"]
-                cells = [score_cell(s, c) for c in columns]
-                rows.append(f"| {run_label(r)} | " + " | ".join(cells)
+                rows.append(f"| {run_label(r)} | " + " | ".join(run_cells(r))
                             + f" | {updates(r)} | {wall_time(r)} | `{path.as_posix()}` |")
     return "\n".join(rows)
 
