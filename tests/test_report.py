@@ -66,7 +66,7 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert [c.strip() for c in tiny.split("|")[2:5]] == ["-", "-", "41.02"]
 
 
-def test_a_lowercased_run_shows_no_cased_score(tmp_path):
+def test_a_lowercased_run_shows_no_cased_score():
     """A run trained on lowercased text writes lowercased German: scoring it cased measures
     only the case it never produces, so the table leaves those columns empty."""
     lowercased = result("lc", 40.5, 3000, None)
