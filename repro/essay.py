@@ -13,9 +13,11 @@ the test scores (beam search; the runs' headline protocol, ``eval.protocol``):
 * **test**: sacreBLEU's paired bootstrap on test2016 (``repro.compare``): the difference and
   its 95% interval.
 
-**The rule.** The change is *better* (or *worse*) when, on every seed, the test interval lies
-above (below) zero, and the mean val difference over the seeds has the same sign; otherwise the
-comparison is *not decided*. A verdict states its seeds and its budget (updates).
+**The rule.** The change is *better* (or *worse*) when, on every one of at least three seeds,
+the test interval lies above (below) zero, and the mean val difference over the seeds has the
+same sign; otherwise the comparison is *not decided*. A pair that fewer seeds would decide
+*wants seeds*: seeds 2 and 3 of both groups are recorded before the lesson states it (more seeds
+can only undo a decision). A verdict states its seeds and its budget (updates).
 
     python -m repro.essay     # writes repro/results/experiments/verdicts.json
 
@@ -41,6 +43,8 @@ from .report.repro_results import REPRO_RESULTS, headline
 EXPERIMENT_RESULTS = REPRO_RESULTS / "experiments"
 VERDICTS = "verdicts.json"
 SPLIT = "test_2016_flickr"
+SEEDS_TO_DECIDE = 3
+WANTS_SEEDS = "wants seeds"
 
 
 def _norm_pairs() -> list[tuple[str, str, str]]:
@@ -112,6 +116,8 @@ def decide(pair: tuple[str, str, str], root: Path, experiments: Path) -> dict | 
     below = all(s["test"]["ci95"][1] < 0 for s in per_seed)
     verdict = ("better" if above and mean(val) > 0 else "worse" if below and mean(val) < 0
                else "not decided")
+    if verdict != "not decided" and len(seeds) < SEEDS_TO_DECIDE:
+        verdict = WANTS_SEEDS
     return {"question": question, "baseline": base_group, "changed": changed_group,
             "seeds": seeds, "updates": sorted({s["updates"] for s in per_seed}),
             "val_delta_mean": round(mean(val), 2),
@@ -136,10 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     root = Path(os.environ.get(MIRROR_ENV) or DEFAULT_DEST)
     try:
-        print(f"wrote {write_verdicts(root)}", file=sys.stderr)
+        path = write_verdicts(root, EXPERIMENT_RESULTS)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    print(f"wrote {path}", file=sys.stderr)
+    for v in json.loads(path.read_text())["verdicts"]:
+        if v["verdict"] == WANTS_SEEDS:
+            print(f"{v['changed']} against {v['baseline']} wants seeds: decided on seeds "
+                  f"{v['seeds']}, the rule asks for {SEEDS_TO_DECIDE} of both", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The essay's decision rule (repro/essay.py) on recorded runs made up from test2016's
-references: a clear improvement on every seed is decided, a mixed one is not."""
+references: a clear improvement on every one of three seeds is decided, a mixed one is not,
+and one that fewer seeds would decide wants seeds."""
 
 import json
 
@@ -30,10 +31,11 @@ def record(folder, name: str, seed: int, keep: float, val: float) -> None:
 
 @pytest.fixture()
 def experiments(tmp_path):
-    for seed, suffix in ((1, ""), (2, "_seed2")):
+    for seed, suffix in ((1, ""), (2, "_seed2"), (3, "_seed3")):
         record(tmp_path, f"graph_complete{suffix}", seed, 0.7, 30.0)
-        record(tmp_path, f"graph_window_1{suffix}", seed, 0.8, 33.0 + seed)  # better on both
+        record(tmp_path, f"graph_window_1{suffix}", seed, 0.8, 33.0 + seed)  # better on all
         record(tmp_path, f"heads_1{suffix}", seed, 0.69 if seed == 1 else 0.8, 30.5)  # mixed
+    record(tmp_path, "graph_window_2", 1, 0.8, 33.0)  # better, on one seed only
     record(tmp_path, "aggregate_enc_mean_window_4", 1, 0.5, 20.0)  # not a seed of anything
     return tmp_path
 
@@ -43,20 +45,34 @@ def test_a_change_better_on_every_seed_is_decided_and_a_mixed_one_is_not(experim
     verdicts = {(v["baseline"], v["changed"]): v
                 for v in json.loads(path.read_text())["verdicts"]}
     assert set(verdicts) == {("graph_complete", "graph_window_1"),
+                             ("graph_complete", "graph_window_2"),
                              ("graph_complete", "heads_1")}
     window = verdicts["graph_complete", "graph_window_1"]
-    assert window["verdict"] == "better" and window["seeds"] == [1, 2]
-    assert window["updates"] == [650] and window["val_delta_mean"] == 4.5
-    assert window["val_delta_sd"] == pytest.approx(0.71, abs=0.01)
+    assert window["verdict"] == "better" and window["seeds"] == [1, 2, 3]
+    assert window["updates"] == [650] and window["val_delta_mean"] == 5.0
+    assert window["val_delta_sd"] == pytest.approx(1.0, abs=0.01)
     assert all(s["test"]["ci95"][0] > 0 for s in window["per_seed"])
     heads = verdicts["graph_complete", "heads_1"]
     assert heads["verdict"] == "not decided"
     assert heads["per_seed"][0]["test"]["ci95"][0] < 0
+    one_seed = verdicts["graph_complete", "graph_window_2"]
+    assert one_seed["verdict"] == "wants seeds" and one_seed["seeds"] == [1]
+    assert one_seed["per_seed"][0]["test"]["ci95"][0] > 0
+
+
+def test_the_command_names_the_pairs_that_want_seeds(experiments, monkeypatch, capsys):
+    monkeypatch.setattr(essay, "EXPERIMENT_RESULTS", experiments)
+    monkeypatch.setenv(essay.MIRROR_ENV, str(MIRROR))
+    assert essay.main([]) == 0
+    err = capsys.readouterr().err
+    assert "graph_window_2 against graph_complete wants seeds: decided on seeds [1]" in err
+    assert "graph_window_1 against" not in err and "heads_1 against" not in err
 
 
 def test_the_groups_take_seed_runs_only(experiments):
     folder, runs = essay.group_runs("graph_window_1", experiments)
-    assert folder == experiments and runs == {1: "graph_window_1", 2: "graph_window_1_seed2"}
+    assert folder == experiments and runs == {1: "graph_window_1", 2: "graph_window_1_seed2",
+                                          3: "graph_window_1_seed3"}
     assert essay.group_runs("aggregate_enc_mean", experiments)[1] == {}
 
 

@@ -56,7 +56,7 @@ def summary_table(results: Path) -> str:
         val = [x["scores"]["val"][protocol] for x in runs if "val" in x["scores"]]
         test = [x["scores"]["test_2016_flickr"][protocol] for x in runs]
         v = verdicts.get(name)
-        verdict = (f"{v['verdict']} {'against' if v['verdict'] == 'not decided' else 'than'} "
+        verdict = (f"{v['verdict']} {'than' if v['verdict'] in ('better', 'worse') else 'against'} "
                    f"`{v['baseline']}`" if v else "")
         rows.append(
             f"| `{name}` | {encoder} | {m['n_heads']} | {m['n_enc_layers']}+"
