@@ -15,9 +15,10 @@ the test scores (beam search; the runs' headline protocol, ``eval.protocol``):
 
 **The rule.** The change is *better* (or *worse*) when, on every one of at least three seeds,
 the test interval lies above (below) zero, and the mean val difference over the seeds has the
-same sign; otherwise the comparison is *not decided*. A pair that fewer seeds would decide
-*wants seeds*: seeds 2 and 3 of both groups are recorded before the lesson states it (more seeds
-can only undo a decision). A verdict states its seeds and its budget (updates).
+same sign; otherwise the comparison is *not decided*. A pair with fewer seeds whose test
+intervals all lie on one side of zero *wants seeds*: seeds 2 and 3 of both groups are recorded
+before the lesson states it (a pair with an interval across zero is not decided whatever seeds
+follow). A verdict states its seeds and its budget (updates).
 
     python -m repro.essay     # writes repro/results/experiments/verdicts.json
 
@@ -116,7 +117,7 @@ def decide(pair: tuple[str, str, str], root: Path, experiments: Path) -> dict | 
     below = all(s["test"]["ci95"][1] < 0 for s in per_seed)
     verdict = ("better" if above and mean(val) > 0 else "worse" if below and mean(val) < 0
                else "not decided")
-    if verdict != "not decided" and len(seeds) < SEEDS_TO_DECIDE:
+    if (above or below) and len(seeds) < SEEDS_TO_DECIDE:
         verdict = WANTS_SEEDS
     return {"question": question, "baseline": base_group, "changed": changed_group,
             "seeds": seeds, "updates": sorted({s["updates"] for s in per_seed}),
@@ -149,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {path}", file=sys.stderr)
     for v in json.loads(path.read_text())["verdicts"]:
         if v["verdict"] == WANTS_SEEDS:
-            print(f"{v['changed']} against {v['baseline']} wants seeds: decided on seeds "
-                  f"{v['seeds']}, the rule asks for {SEEDS_TO_DECIDE} of both", file=sys.stderr)
+            print(f"{v['changed']} against {v['baseline']} wants seeds: test intervals on one "
+                  f"side of zero on seeds {v['seeds']}, the rule asks for {SEEDS_TO_DECIDE} of "
+                  "both", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The essay's decision rule (repro/essay.py) on recorded runs made up from test2016's
 references: a clear improvement on every one of three seeds is decided, a mixed one is not,
-and one that fewer seeds would decide wants seeds."""
+and one with fewer seeds whose test intervals lie on one side of zero wants seeds."""
 
 import json
 
@@ -36,6 +36,7 @@ def experiments(tmp_path):
         record(tmp_path, f"graph_window_1{suffix}", seed, 0.8, 33.0 + seed)  # better on all
         record(tmp_path, f"heads_1{suffix}", seed, 0.69 if seed == 1 else 0.8, 30.5)  # mixed
     record(tmp_path, "graph_window_2", 1, 0.8, 33.0)  # better, on one seed only
+    record(tmp_path, "graph_global_1", 1, 0.8, 29.0)  # better on test, not on val: one seed
     record(tmp_path, "aggregate_enc_mean_window_4", 1, 0.5, 20.0)  # not a seed of anything
     return tmp_path
 
@@ -46,6 +47,7 @@ def test_a_change_better_on_every_seed_is_decided_and_a_mixed_one_is_not(experim
                 for v in json.loads(path.read_text())["verdicts"]}
     assert set(verdicts) == {("graph_complete", "graph_window_1"),
                              ("graph_complete", "graph_window_2"),
+                             ("graph_complete", "graph_global_1"),
                              ("graph_complete", "heads_1")}
     window = verdicts["graph_complete", "graph_window_1"]
     assert window["verdict"] == "better" and window["seeds"] == [1, 2, 3]
@@ -58,6 +60,9 @@ def test_a_change_better_on_every_seed_is_decided_and_a_mixed_one_is_not(experim
     one_seed = verdicts["graph_complete", "graph_window_2"]
     assert one_seed["verdict"] == "wants seeds" and one_seed["seeds"] == [1]
     assert one_seed["per_seed"][0]["test"]["ci95"][0] > 0
+    # its val disagrees, but seeds 2 and 3 could outvote seed 1 there: it wants seeds too
+    val_disagrees = verdicts["graph_complete", "graph_global_1"]
+    assert val_disagrees["verdict"] == "wants seeds" and val_disagrees["val_delta_mean"] < 0
 
 
 def test_the_command_names_the_pairs_that_want_seeds(experiments, monkeypatch, capsys):
@@ -65,7 +70,8 @@ def test_the_command_names_the_pairs_that_want_seeds(experiments, monkeypatch, c
     monkeypatch.setenv(essay.MIRROR_ENV, str(MIRROR))
     assert essay.main([]) == 0
     err = capsys.readouterr().err
-    assert "graph_window_2 against graph_complete wants seeds: decided on seeds [1]" in err
+    assert ("graph_window_2 against graph_complete wants seeds: test intervals on one side of "
+            "zero on seeds [1]") in err
     assert "graph_window_1 against" not in err and "heads_1 against" not in err
 
 
