@@ -77,8 +77,8 @@ def test_the_command_names_the_pairs_that_want_seeds(experiments, monkeypatch, c
 
 def test_the_groups_take_seed_runs_only(experiments):
     folder, runs = essay.group_runs("graph_window_1", experiments)
-    assert folder == experiments and runs == {1: "graph_window_1", 2: "graph_window_1_seed2",
-                                          3: "graph_window_1_seed3"}
+    assert folder == experiments
+    assert runs == {1: "graph_window_1", 2: "graph_window_1_seed2", 3: "graph_window_1_seed3"}
     assert essay.group_runs("aggregate_enc_mean", experiments)[1] == {}
 
 
