@@ -1,5 +1,5 @@
-"""Bootstrap intervals and paired comparisons of corpus BLEU (mt/significance.py), checked
-against sacreBLEU's own scores and resampling, on test2016's references."""
+"""Bootstrap intervals and paired comparisons of corpus BLEU (mt/bleu.py), checked against
+sacreBLEU's own scores and resampling, on test2016's references."""
 
 import json
 
@@ -10,6 +10,9 @@ from multi30k_mirror import MIRROR, NEEDS_MIRROR
 
 from dgl_transformer.mt.bleu import (
     PROTOCOLS,
+    SAMPLES,
+    SEED,
+    _resampled,
     bleu_scores,
     bootstrap_interval,
     corpus_bleu,
@@ -75,6 +78,21 @@ def test_paired_bootstrap_tells_a_better_system_from_noise(refs):
     assert close["ci95"][0] < 0 < close["ci95"][1]
     with pytest.raises(ValueError, match="paired_bootstrap: 1000 baseline sentences but 10"):
         paired_bootstrap(weak[:1000], strong[:10])
+
+
+def test_paired_resamples_are_sacrebleus_paired_bootstrap(refs):
+    """The paired interval is taken over exactly the resamples of sacreBLEU's paired bootstrap
+    test (``sacrebleu --paired-bs``): each system's resampled scores agree with its own."""
+    ref = refs["raw"]
+    systems = [("weak", degraded(ref, 0.7, 1)), ("strong", degraded(ref, 0.8, 2))]
+    _, theirs = sacrebleu.significance.PairedTest(
+        systems, {"BLEU": sacrebleu.BLEU()}, [ref], test_type="bs", n_samples=SAMPLES)()
+    ours = _resampled([sentence_statistics("bleu_cased", hyps, ref, "de")
+                       for _, hyps in systems], SAMPLES, SEED)
+    for scores, result in zip(ours, theirs["BLEU"], strict=True):
+        assert scores.mean() == pytest.approx(result.mean, abs=1e-4)
+        low, high = np.sort(scores)[[SAMPLES // 40, SAMPLES - SAMPLES // 40 - 1]]
+        assert (high - low) / 2 == pytest.approx(result.ci, abs=1e-4)
 
 
 def test_compare_records_a_paired_comparison_of_two_recorded_runs(refs, tmp_path):

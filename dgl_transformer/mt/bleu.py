@@ -87,7 +87,7 @@ def bleu_scores(
     """Every protocol's score (``bleu_cased`` first) and its ``<name>_signature``;
     ``bleu_tok_lc`` only with the official tokenised references ``refs_tok``. With
     ``intervals``, each score's 95% bootstrap interval too, as ``<name>_ci95`` (``[low,
-    high]``, sacreBLEU's resampling: see ``mt/significance.py``)."""
+    high]``, sacreBLEU's resampling: :func:`bootstrap_interval`)."""
     scores: dict[str, object] = {}
     for protocol in PROTOCOLS:
         if protocol == "bleu_tok_lc" and refs_tok is None:
