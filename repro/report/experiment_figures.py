@@ -10,6 +10,11 @@ from pathlib import Path
 from .figures import plt, save_figure
 
 
+def group_name(name: str) -> str:
+    """A run's configuration: its name without the seed suffix."""
+    return re.sub(r"_seed\d+$", "", name)
+
+
 def graph_shape_runs(runs: dict[str, dict]) -> dict[str, dict]:
     """The graph-shape and encoder-aggregation runs."""
     return {n: r for n, r in runs.items() if n.startswith(("graph_", "aggregate_enc"))}
@@ -29,7 +34,7 @@ def plot_graph_shapes(runs: dict[str, dict], path: Path) -> None:
     configuration: the mean over its seeds, with their range drawn as a bar."""
     groups: dict[str, list[dict]] = {}
     for name, r in graph_shape_runs(runs).items():
-        groups.setdefault(re.sub(r"_seed\d+$", "", name), []).append(r)
+        groups.setdefault(group_name(name), []).append(r)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for name, members in groups.items():
         bleu = [_test_bleu(r) for r in members]
@@ -50,22 +55,34 @@ def plot_graph_shapes(runs: dict[str, dict], path: Path) -> None:
 
 def plot_norm_curves(runs: dict[str, dict], path: Path) -> None:
     """Validation loss against updates of the pre-/post-norm x warm-up runs, one panel per
-    peak learning rate."""
-    by_lr: dict[float, dict[str, dict]] = {}
-    for name, r in sorted(norm_runs(runs).items()):
-        by_lr.setdefault(r["config"]["train"]["lr"], {})[name] = r
+    peak learning rate, one colour per LayerNorm and warm-up, one line per seed."""
+    by_lr: dict[float, list[dict]] = {}
+    for r in norm_runs(runs).values():
+        by_lr.setdefault(r["config"]["train"]["lr"], []).append(r)
+    variants = [(pre, ramp) for pre in (True, False) for ramp in ("linear", "none")]
+
+    def variant_of(r: dict) -> tuple[bool, str]:
+        return r["config"]["model"]["norm_first"], r["config"]["train"]["warmup"]
+
     fig, axes = plt.subplots(1, len(by_lr), figsize=(max(7, 5 * len(by_lr)), 4), squeeze=False,
                              sharey=True)
     for ax, (lr, group) in zip(axes[0], sorted(by_lr.items(), reverse=True), strict=True):
-        for name, r in group.items():
+        labelled = set()
+        for r in sorted(group, key=lambda r: (variants.index(variant_of(r)),
+                                              r["config"]["train"]["seed"])):
+            variant = variant_of(r)
             epochs = [h for h in r["history"] if "val_nll" in h]
-            label = re.sub(r"_lr[\d.e-]+$", "", name.removeprefix("norm_")).replace("_", ", ")
+            label = (f"{'pre' if variant[0] else 'post'}-LN, "
+                     f"{'warm-up' if variant[1] == 'linear' else 'no warm-up'}")
             ax.plot([h["step"] for h in epochs], [h["val_nll"] for h in epochs], "o-", ms=3,
-                    label=label)
+                    lw=1, color=f"C{variants.index(variant)}",
+                    label=None if variant in labelled else label)
+            labelled.add(variant)
         ax.set(xlabel="updates", title=f"peak learning rate {lr:g}")
         ax.legend(fontsize="small")
     axes[0][0].set(ylabel="val NLL / token (nats)")
-    fig.suptitle("6+6 layers: pre- vs post-LayerNorm, with and without warm-up")
+    fig.suptitle("6+6 layers: pre- vs post-LayerNorm, with and without warm-up "
+                 "(one line per seed)")
     save_figure(fig, path)
 
 

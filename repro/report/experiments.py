@@ -6,20 +6,14 @@ per analysis of trained models."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from statistics import mean, median, stdev
 
-from .experiment_figures import figures_shown, write_figures
+from .experiment_figures import figures_shown, group_name, write_figures
 from .markers import write_section
 
 EXPERIMENT_RESULTS = Path("repro/results/experiments")
 EXPERIMENTS_SECTION = "experiments"
-
-
-def group_name(name: str) -> str:
-    """A run's configuration: its name without the seed suffix."""
-    return re.sub(r"_seed\d+$", "", name)
 
 
 def mean_sd(values: list[float]) -> str:
