@@ -15,6 +15,8 @@ ln -s "$src/.venv" "$mock/.venv"
 exp="$mock/repro/results/experiments"
 rm -rf "$exp"; mkdir -p "$exp"
 (cd repro/results/staging && find . -maxdepth 1 -mindepth 1 ! -name drafts ! -name '*.md' ! -name '*.sh' ! -name '*.py' -exec cp -r {} "$exp/" \;)
+# MOCK07=1: fill the configs without a record with mock07.py's fakes (code paths only)
+[ "${MOCK07:-0}" = 1 ] && PYTHONPATH="$src" .venv/bin/python repro/results/staging/mock07.py "$exp"
 draft=$(ls repro/results/staging/drafts/${n}_*.py)
 cp "$draft" "$mock/notebooks/"
 cd "$mock"

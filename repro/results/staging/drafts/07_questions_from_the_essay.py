@@ -586,17 +586,16 @@ assert verdict("scores_unscaled") == "worse"
 # %% [markdown]
 # ## Summary
 #
-# Every comparison the rule judged, with its budget and seeds (the same table is in
-# `repro/README.md`):
+# Every comparison the rule judged, grouped by question, with its budget, its seeds and each
+# seed's test difference and interval (`repro/README.md` has the same table):
 
 # %%
-print(f"{'question':<10} {'change vs baseline':<52} {'updates':>7} {'seeds':>5}  "
-      f"{'test difference per seed':<26} verdict")
+question = None
 for v in decisions["verdicts"]:
-    deltas = " ".join(f"{d:+.2f}" for d in (s["test"]["delta"] for s in v["per_seed"]))
-    pair = f"{v['changed']} vs {v['baseline']}"
-    print(f"{v['question']:<10} {pair:<52} {v['updates'][0]:>7,} {len(v['seeds']):>5}  "
-          f"{deltas:<26} {v['verdict']}")
+    if v["question"] != question:
+        question = v["question"]
+        print(f"-- {question} --")
+    show(v["changed"], v["baseline"])
 
 # %% [markdown]
 # In words (TODO(check): the converged encoder mean and the LayerNorm map, after their seeds):
