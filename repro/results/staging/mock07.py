@@ -40,7 +40,10 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for p in STAGING.iterdir():
         if p.suffix == ".json" or p.is_dir() and p.name not in ("drafts",):
-            (shutil.copytree if p.is_dir() else shutil.copy)(p, out / p.name)
+            if p.is_dir():
+                shutil.copytree(p, out / p.name, dirs_exist_ok=True)
+            else:
+                shutil.copy(p, out / p.name)
     for extra in ("scaling_probe.json", "learned_graph_w4.json"):
         if not (out / extra).exists():
             shutil.copy(OLD / extra, out / extra)
@@ -53,8 +56,10 @@ def main(out: Path) -> None:
         base = default if name.startswith("converged") else template
         cfg = load_config(cfg_path, ["train.threads=1", f"train.out_dir=runs/experiments/{name}"])
         record = json.loads(json.dumps(base))
+        old = OLD / f"{name.split('_seed')[0]}.json"
+        edges = json.loads(old.read_text())["edges_per_sentence"] if old.exists() else 0
         record.update(name=name, config=cfg.to_dict(), train_steps=cfg.train.max_steps,
-                      edges_per_sentence=template["edges_per_sentence"],
+                      edges_per_sentence=edges or template["edges_per_sentence"],
                       train_tokens_per_s=template["train_tokens_per_s"],
                       val_bleu=template["val_bleu"])
         for split in ("val", "test_2016_flickr"):
