@@ -30,9 +30,8 @@
 # | 3 | "Why multiple heads of attention?" | 1, 2, 4 and 8 heads |
 # | 4 | "Why is training Transformers so hard?" | LayerNorm x peak rate x warm-up; unscaled scores |
 #
-# Lesson 8 looks *inside* trained models instead (which heads they need, and whether their
-# attention looks like syntax); it trains nothing and decides nothing, so it can be read on
-# its own.
+# Lesson 8 then looks *inside* trained models: which of their heads they need, and whether
+# their attention looks like syntax.
 #
 # **Nothing is trained here.** `make experiments` trained one model per configuration in
 # `repro/experiments/` (each file names the one thing it changes), scored it like `make repro`,
