@@ -1,0 +1,20 @@
+"""Write runs/queue.txt: every experiment config without a staged record, the 2,400-update
+runs first (start them early in a session), then the seed-1 runs, then seeds 2 and 3.
+
+    python3 repro/results/staging/make_queue.py
+
+Deleted with the staging folder.
+"""
+
+from pathlib import Path
+
+STAGING = Path("repro/results/staging")
+names = [p.stem for p in sorted(Path("repro/experiments").glob("[!_]*.yaml"))
+         if not (STAGING / f"{p.stem}.json").exists()]
+converged = [n for n in names if n.startswith("converged")]
+seed_1 = [n for n in names if n not in converged and "_seed" not in n]
+seeds = [n for n in names if n not in converged and "_seed" in n]
+Path("runs").mkdir(exist_ok=True)
+Path("runs/queue.txt").write_text("".join(f"{n}\n" for n in converged + seed_1 + seeds))
+print(f"{len(names)} runs queued: {len(converged)} of 2,400 updates, {len(seed_1)} seed-1, "
+      f"{len(seeds)} seeds 2 and 3")
