@@ -70,8 +70,10 @@
 # (or **worse**) only when, on each of at least three seeds, the test interval lies entirely
 # above (below) zero, and the mean difference on the validation set, decoded the same way, has
 # the same sign. Anything else is **not decided**: we cannot tell, which is not the same as "no
-# difference". A comparison whose first seed already had an interval reaching across zero got
-# no more seeds, since no seed that follows could make the rule say yes.
+# difference". A comparison whose first seed already had an interval reaching across zero
+# cannot be decided by any seed that follows, so it got no more seeds; only the shared
+# baseline, the window of 4 and the head counts have three seeds whatever their first seed
+# said, so that their spread from seed to seed is measured too.
 #
 # What the three intervals do and do not add. Every comparison is scored on the same test set,
 # and even on the same 1,000 draws (the resampling has a fixed seed), so three intervals clear
@@ -166,6 +168,14 @@ def mean_bleu(name, split=SPLIT):
     return statistics.mean(bleu(r, split) for r in seeds_of(name))
 
 
+def spread(name, split=SPLIT):
+    """'mean ± sample standard deviation' over a configuration's seeds (one seed: its score)."""
+    scores = [bleu(r, split) for r in seeds_of(name)]
+    if len(scores) == 1:
+        return f"{scores[0]:.2f}"
+    return f"{statistics.mean(scores):.2f} ± {statistics.stdev(scores):.2f}"
+
+
 def verdict(changed, baseline="graph_complete"):
     return verdicts[(baseline, changed)]["verdict"]
 
@@ -216,11 +226,11 @@ shapes = ["graph_complete", "graph_window_1", "graph_window_2", "graph_window_4"
           "graph_global_1", "graph_global_2", "graph_hierarchy_2", "graph_random_4",
           "graph_learned_4"]
 edges = {name: runs[name]["edges_per_sentence"] for name in shapes}
-print(f"{'run':<18} {'seeds':>5} {'edges/sentence':>14} {'val BLEU':>8} {'test BLEU':>9}")
+print(f"{'run':<18} {'seeds':>5} {'edges/sentence':>14} {'val BLEU':>13} {'test BLEU':>13}")
 for name in shapes:
     print(f"{name:<18} {len(seeds_of(name)):>5} {edges[name]:>14.1f} "
-          f"{mean_bleu(name, 'val'):>8.2f} {mean_bleu(name):>9.2f}")
-print("(BLEU: the mean over the seeds; edges: on the validation sentences)")
+          f"{spread(name, 'val'):>13} {spread(name):>13}")
+print("(BLEU: mean ± standard deviation over the seeds; edges: on the validation sentences)")
 
 # %%
 sparse = sorted(shapes[1:], key=edges.get)  # fewest edges first
@@ -396,8 +406,8 @@ head_runs = {1: "heads_1", 2: "heads_2", 4: "graph_complete", 8: "heads_8"}
 for h, name in head_runs.items():
     model = runs[name]["config"]["model"]
     assert model["n_heads"] == h and model["d_model"] == 128
-    print(f"{h} heads (d_k = {128 // h:>3}): val {mean_bleu(name, 'val'):.2f}, test "
-          f"{mean_bleu(name):.2f} (mean of {len(seeds_of(name))} seeds)")
+    print(f"{h} heads (d_k = {128 // h:>3}): val {spread(name, 'val')}, test {spread(name)} "
+          f"(mean ± standard deviation over {len(seeds_of(name))} seeds)")
 for name in ("heads_1", "heads_2", "heads_8"):
     show(name)
 behind = [s["test"] for name in ("heads_1", "heads_2", "heads_8")
@@ -465,15 +475,15 @@ assert all(last_stretch(r)[1] > last_stretch(r)[2] for name in head_runs.values(
 
 # %%
 RATES = {"": "5e-3", "_lr1e-3": "1e-3", "_lr5e-4": "5e-4"}  # config name suffix: peak rate
-print(f"{'test2016 BLEU':<16}" + "".join(f"{'peak ' + rate:>17}" for rate in RATES.values()))
+print(f"{'test2016 BLEU':<16}" + "".join(f"{'peak ' + rate:>24}" for rate in RATES.values()))
 for norm in ("pre", "post"):
     for warmup in ("warmup", "nowarmup"):
         row = f"{norm}-LN, {'warm-up' if warmup == 'warmup' else 'none':<8}"
         for suffix in RATES:
             name = f"norm_{norm}_{warmup}{suffix}"
-            row += f"{mean_bleu(name):>10.2f} ({len(seeds_of(name))} seeds)"
+            row += f"{spread(name):>15} ({len(seeds_of(name))} seeds)"
         print(row)
-print("(the mean over the seeds)")
+print("(mean ± standard deviation over the seeds)")
 for suffix in RATES:
     for norm in ("pre", "post"):
         show(f"norm_{norm}_nowarmup{suffix}", f"norm_{norm}_warmup{suffix}")
