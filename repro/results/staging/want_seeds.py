@@ -12,12 +12,10 @@ import json
 import os
 from pathlib import Path
 
+from make_queue import THREE_SEEDS  # this folder: the script's own directory
 from repro import essay
 
 STAGING = Path("repro/results/staging")
-#: the groups the issue asks three seeds of whatever their first seed says (their spread)
-THREE_SEEDS = {"graph_complete", "graph_window_1", "graph_window_4", "heads_1", "heads_2",
-               "heads_8"}
 EXPERIMENTS = Path("repro/experiments")
 SEED_CONFIG = """\
 # {group} with training seed {seed} (initialisation, dropout, batch order): one of three
