@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from make_queue import THREE_SEEDS  # this folder: the script's own directory
+
 from repro import essay
 
 STAGING = Path("repro/results/staging")
