@@ -1,6 +1,7 @@
 """Write runs/queue.txt: every experiment config without a staged record, the 2,400-update
 runs first (start them early in a session), then the seed-1 runs, then seeds 2 and 3 (those
-a staged pair wants, or the issue asks for, first).
+a staged pair wants, or the issue asks for, first; seed 2 before a seed 3 that may be
+dropped).
 
     python3 repro/results/staging/make_queue.py
 
@@ -26,7 +27,14 @@ def main() -> None:
     verdicts = json.loads((STAGING / "verdicts.json").read_text())["verdicts"]
     wanted = THREE_SEEDS | {g for v in verdicts if v["verdict"] == "wants seeds"
                             for g in (v["baseline"], v["changed"])}
-    seeds.sort(key=lambda n: n.rsplit("_seed", 1)[0] not in wanted)
+    # every seed 2 before any seed 3, and last the seeds 3 that may yet be dropped: seeds stop
+    # at the first interval across zero (want_seeds.py), so a pair's seed 2 is judged before
+    # its seed 3 is claimed
+    def order(name: str) -> tuple[bool, bool, bool]:
+        group, seed = name.rsplit("_seed", 1)
+        return group not in wanted, seed == "3", seed == "3" and group not in THREE_SEEDS
+
+    seeds.sort(key=order)
     Path("runs").mkdir(exist_ok=True)
     Path("runs/queue.txt").write_text("".join(f"{n}\n" for n in converged + seed_1 + seeds))
     print(f"{len(names)} runs queued: {len(converged)} of 2,400 updates, {len(seed_1)} seed-1, "

@@ -70,10 +70,10 @@
 # (or **worse**) only when, on each of at least three seeds, the test interval lies entirely
 # above (below) zero, and the mean difference on the validation set, decoded the same way, has
 # the same sign. Anything else is **not decided**: we cannot tell, which is not the same as "no
-# difference". A comparison whose first seed already had an interval reaching across zero
-# cannot be decided by any seed that follows, so it got no more seeds; only the shared
-# baseline, the window of 4 and the head counts have three seeds whatever their first seed
-# said, so that their spread from seed to seed is measured too.
+# difference". Once one seed's interval reaches across zero, no seed that follows can decide
+# the comparison, so its seeds stop there: a comparison has one, two or three seeds. Only the
+# shared baseline, the windows of 1 and 4 and the head counts have three seeds whatever their
+# seeds said, so that their spread from seed to seed is measured too.
 #
 # What the three intervals do and do not add. Every comparison is scored on the same test set,
 # and even on the same 1,000 draws (the resampling has a fixed seed), so three intervals clear
