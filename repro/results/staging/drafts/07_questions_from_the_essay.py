@@ -260,23 +260,34 @@ print(f"learned graph: of its edges between two different tokens, "
       f"wiring with the same in-degrees: {learned['random_within_window_share_non_self']:.0%}")
 
 # the claims of the answer below, checked on the files
-assert [n for n in shapes[1:] if verdict(n) == "better"] == [
-    "graph_window_1", "graph_window_2", "graph_hierarchy_2"]
+# TODO(check) seed 3 of the windows of 1 and 2
+assert [n for n in shapes[1:] if verdict(n) == "better"] == ["graph_window_1", "graph_window_2"]
 assert not any(verdict(n) == "worse" for n in shapes[1:])
+for name in ("graph_global_1", "graph_hierarchy_2"):  # clear of zero on seed 1, not on seed 2
+    first, second = verdicts[("graph_complete", name)]["per_seed"]
+    assert first["test"]["ci95"][0] > 0 and second["test"]["ci95"][0] <= 0
 window_4 = verdicts[("graph_complete", "graph_window_4")]["per_seed"]
-assert all(s["test"]["delta"] > 0 for s in window_4)  # every seed ahead ...
-assert sum(s["test"]["ci95"][0] <= 0 for s in window_4) == 2  # ... two not clear of zero
-assert verdict("graph_window_4") == "not decided"
+assert len(window_4) == 3 and all(s["test"]["ci95"][0] <= 0 <= s["test"]["ci95"][1]
+                                  for s in window_4)
 for name in ("graph_random_4", "graph_learned_4"):
     assert verdict(name, "graph_window_4") == "not decided"
 assert (learned["within_window_share_non_self"]
         > learned["random_within_window_share_non_self"] + 0.1)
 
 # %% [markdown]
-# **Answer at 650 updates: no.** Three sparse graphs are *better* than the complete graph by the
-# rule, each on three seeds: the windows of 1 and 2 tokens each way, and the window of 2 with the
-# hierarchy's span nodes. None is worse. The window of 4 is ahead on every seed too, but two of
-# its three intervals reach zero, so it is not decided (printed above).
+# **Answer at 650 updates: no.** Two sparse graphs are *better* than the complete graph by the
+# rule, each on three seeds: the windows of 1 and 2 tokens each way. None is worse. The other
+# six are not decided (printed above):
+#
+# * **The window of 4**: every one of its three intervals reaches across zero. Whatever its
+#   difference from the complete graph is, it is smaller than these runs resolve.
+# * **One global token and the hierarchy** were ahead on seed 1 with intervals clear of
+#   zero, and on seed 2 their intervals reach zero, so the rule stopped their seeds there. One
+#   seed clear of zero is exactly the lucky pair of trainings that the seeds guard against.
+# * **Two global tokens, random and learned wiring** have one seed each, with an interval across
+#   zero.
+#
+# Three questions the result raises:
 #
 # * **Why can a window of 1 be enough?** Four layers of a window of 1 reach only 4 tokens each
 #   way (lesson 1's receptive field): in a 15-token sentence the first token never hears the
@@ -296,11 +307,12 @@ assert (learned["within_window_share_non_self"]
 # %% [markdown]
 # ### 1.1 At the full budget
 #
-# Does the advantage of the windows survive longer training? `converged_window_1` and
-# `converged_window_4` train for the 1-hour default's 2,400 updates, with its recipe, and are
-# compared with the default itself, the complete graph (`repro/results/default.json`, seed 1;
-# `make repro` recorded seeds 2 and 3 of the default too, for Section 2). The default's recipe
-# was tuned on validation for the complete graph, a small home advantage for the baseline.
+# Does the window of 1 keep its advantage with longer training, and does the window of 4, not
+# decided at 650 updates, become decided? `converged_window_1` and `converged_window_4` train
+# for the 1-hour default's 2,400 updates, with its recipe, and are compared with the default
+# itself, the complete graph (`repro/results/default.json`, seed 1; `make repro` recorded seeds
+# 2 and 3 of the default too, for Section 2). The default's recipe was tuned on validation for
+# the complete graph, a small home advantage for the baseline.
 
 # %%
 full_budget = {"default": defaults["default"], "converged_window_1": runs["converged_window_1"],
@@ -334,10 +346,10 @@ assert verdicts[("default", "converged_window_4")]["per_seed"][0]["test"]["delta
 # estimates even point different ways: the window of 1 ahead of the complete graph, the window
 # of 4 behind it. With one seed each and intervals across zero, neither direction is a finding.
 #
-# So the short-budget finding (TODO(check): if Section 1 decides the windows better) is a finding *about 650 updates*. It does not carry over to the
-# default's budget as a decided difference, and the two budgets' recipes differ, so this is not
-# a measurement of how the advantage shrinks with training either. The plot shows the curves
-# side by side, which is all one seed allows.
+# So the short-budget finding, that the windows of 1 and 2 are better, is a finding *about 650
+# updates*. It does not carry over to the default's budget as a decided difference, and the
+# two budgets' recipes differ, so this is not a measurement of how the advantage shrinks with
+# training either. The plot shows the curves side by side, which is all one seed allows.
 
 # %% [markdown]
 # ## 2. Do we need attention at all?
@@ -623,8 +635,9 @@ for v in decisions["verdicts"]:
 # In words (TODO(check): every line but the encoder mean, on the final verdicts):
 #
 # * **Are fully connected graphs the best input format?** Not at 650 updates: the windows of 1
-#   and 2 and the window of 2 with span nodes are better, on three seeds each. At the full
-#   budget of 2,400 updates, the windows of 1 and 4 are not decided against the complete graph.
+#   and 2 are better, on three seeds each; the other six sparse graphs are not decided. At
+#   the full budget of 2,400 updates, the windows of 1 and 4 are not decided against the
+#   complete graph.
 # * **Why attention?** At 650 updates the rule cannot tell lesson 1's mean from attention; at
 #   2,400 updates the encoder's mean is worse, on three seeds.
 # * **Why multiple heads?** Not decided at 650 updates: 1, 2 and 8 heads against 4.
