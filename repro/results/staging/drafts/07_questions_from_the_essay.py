@@ -519,15 +519,17 @@ assert all(verdict(f"norm_pre_warmup{s}", f"norm_post_warmup{s}") == "better"
 assert ln_verdict("pre", "") == "worse"
 assert ln_verdict("pre", "_lr1e-3") == ln_verdict("pre", "_lr5e-4") == "better"
 assert ln_verdict("post", "_lr1e-3") == "worse" and ln_verdict("post", "_lr5e-4") == "not decided"
-assert all(bleu(r) > 10 for s in ("_lr1e-3", "_lr5e-4")  # post-LN trains at the lower rates
-           for r in seeds_of(f"norm_post_warmup{s}"))
+for s in ("_lr1e-3", "_lr5e-4"):  # with the warm-up, post-LN learns at the lower rates ...
+    assert all(bleu(r) > 5 for r in seeds_of(f"norm_post_warmup{s}"))
+    assert mean_bleu(f"norm_post_warmup{s}") < mean_bleu(f"norm_pre_warmup{s}") - 5  # ... less
 
 # %% [markdown]
 # **Answer at 650 updates** (TODO(check): drafted from seed 1), the map read cell by cell
 # (printed above):
 #
 # * **Post-LN at the recipe's peak rate does not learn to translate**, with or without the
-#   warm-up: every seed scores a BLEU below 1. At the two lower rates it trains.
+#   warm-up: every seed scores a BLEU below 1. At the two lower rates it learns with the
+#   warm-up, though far less than pre-LN.
 # * **Pre-LN beats post-LN** with the warm-up at every rate, including the two where post-LN
 #   trains.
 # * **Without the warm-up, post-LN is worse** at 1e-3; at 5e-4, the lowest rate, the rule cannot
