@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+
 matplotlib.use("Agg")
 
 src = Path(sys.argv[1]).read_text()
