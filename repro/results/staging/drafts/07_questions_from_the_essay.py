@@ -260,7 +260,6 @@ print(f"learned graph: of its edges between two different tokens, "
       f"wiring with the same in-degrees: {learned['random_within_window_share_non_self']:.0%}")
 
 # the claims of the answer below, checked on the files
-# TODO(check) seed 3 of the windows of 1 and 2
 assert [n for n in shapes[1:] if verdict(n) == "better"] == ["graph_window_1", "graph_window_2"]
 assert not any(verdict(n) == "worse" for n in shapes[1:])
 for name in ("graph_global_1", "graph_hierarchy_2"):  # clear of zero on seed 1, not on seed 2
@@ -425,11 +424,6 @@ for h, name in head_runs.items():
           f"(mean ± standard deviation over {len(seeds_of(name))} seeds)")
 for name in ("heads_1", "heads_2", "heads_8"):
     show(name)
-behind = [s["test"] for name in ("heads_1", "heads_2", "heads_8")
-          for s in verdicts[("graph_complete", name)]["per_seed"]]
-print(f"four heads score above the other count on {sum(t['delta'] < 0 for t in behind)} of "
-      f"{len(behind)} seed comparisons, with the interval below zero on "
-      f"{sum(t['ci95'][1] < 0 for t in behind)}")
 
 
 def last_stretch(run):
@@ -445,19 +439,31 @@ for r in seeds_of("heads_2"):
 
 # the claims of the answer below, checked on the files
 assert all(verdict(name) == "not decided" for name in ("heads_1", "heads_2", "heads_8"))
-assert sum(t["delta"] < 0 for t in behind) > len(behind) / 2
-assert any(t["ci95"][1] < 0 for t in behind)
+one, two, eight = (verdicts[("graph_complete", name)]["per_seed"]
+                   for name in ("heads_1", "heads_2", "heads_8"))
+assert any(s["test"]["ci95"][0] > 0 for s in one)  # one seed clear of zero above ...
+assert any(s["test"]["ci95"][1] < 0 for s in one)  # ... and another clear of zero below
+assert all(s["test"]["ci95"][0] <= 0 <= s["test"]["ci95"][1] for s in two)
+assert all(s["test"]["delta"] < 0 <= s["test"]["ci95"][1] for s in eight)  # behind, never clear
 # every head-count run, heads_2 included, was still improving when its budget ended
 assert all(last_stretch(r)[1] > last_stretch(r)[2] for name in head_runs.values()
            for r in seeds_of(name))
 
 # %% [markdown]
-# **Answer: not decided.** Four heads scored above one, two and eight heads on most seed
-# comparisons, a few of them with the interval below zero (printed above), but no head count is
-# decided against four: each comparison has a seed whose interval reaches zero. The nine
-# comparisons are not nine independent pieces of evidence either: the three of one seed share
-# that seed's four-head run. At this size and budget, any effect of the head count is within
-# what these runs can resolve; that does not say heads are useless.
+# **Answer at 650 updates: not decided.** No head count is decided against four, and the three
+# comparisons fail the rule in three different ways (printed above):
+#
+# * **One head** has a seed whose interval lies entirely *above* zero and another whose interval
+#   lies entirely *below* it. Either seed alone, with its interval, would have looked like a
+#   finding, in opposite directions: this is the training luck that the seeds are there for.
+# * **Two heads**: every interval reaches across zero.
+# * **Eight heads** score below four on all three seeds, yet every interval reaches zero. A
+#   rule that only counted the signs of the seeds would call eight heads worse; the test set
+#   cannot tell.
+#
+# The nine comparisons are not nine independent pieces of evidence either: the three of one
+# seed share that seed's four-head run. At this size and budget, any effect of the head count
+# is within what these runs can resolve; that does not say heads are useless.
 #
 # Every head-count run was still improving when its budget ended (its validation loss with its
 # last weights below the loss at its last whole epoch, printed for `heads_2`; lesson 5's
