@@ -1,7 +1,8 @@
 """Run a lesson draft against the staged records; report every failing assert (soft).
 
-Usage: MPLBACKEND=Agg PYTHONPATH=. .venv/bin/python repro/results/staging/check_draft.py DRAFT
-A verdict still "wants seeds" fails the asserts that need the final seeds; nothing else should.
+Usage: PYTHONPATH=. .venv/bin/python repro/results/staging/check_draft.py DRAFT
+Unlike smoke.sh, it goes on past a failing assert. A verdict that still "wants seeds" fails
+the asserts that need the final seeds; nothing else should.
 """
 import ast
 import sys
