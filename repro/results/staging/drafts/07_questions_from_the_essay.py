@@ -505,7 +505,7 @@ for norm in ("pre", "post"):
             n = len(seeds_of(name))
             seeds = f"({n} seed{'s' if n > 1 else ''})"
             row += f"{spread(name):>15} {seeds:<9}"
-        print(row)
+        print(row.rstrip())
 print("(mean ± standard deviation over the seeds)")
 for suffix in RATES:
     for norm in ("pre", "post"):
