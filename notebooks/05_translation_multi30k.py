@@ -960,12 +960,12 @@ assert trained_stats[..., 0].max() - trained_stats[..., 0].min() > 0.05  # ... a
 # large share there. The small model this lesson trains for a few minutes has no such head:
 # its heads look much alike, with small shares on the piece itself and on either neighbour.
 # Several heads *can* look at the sentence in several ways at once — the usual answer to "why
-# multiple heads?" — but showing that they do needs a model trained for longer. Lesson 7
-# (section 4.1) takes the model `make repro` trains in an hour, which the repository ships,
+# multiple heads?" — but showing that they do needs a model trained for longer. Lesson 8
+# (section 2.1) takes the model `make repro` trains in an hour, which the repository ships,
 # finds one head that gives nearly half of each token's attention to the token just before
 # it, and switches it off in the viewer. (If this lesson found a `make repro` model and
 # studied it instead of training its own, that head is in the table above.) Whether some heads
-# learn syntax, a verb attending to its subject or an adjective to its noun, lesson 7 asks too.
+# learn syntax, a verb attending to its subject or an adjective to its noun, lesson 8 asks too.
 #
 # ## Summary
 #
@@ -982,7 +982,7 @@ assert trained_stats[..., 0].max() - trained_stats[..., 0].min() > 0.05  # ... a
 #   hesitates.
 # * Cross-attention is a weighted bipartite graph. Training made every encoder head more
 #   selective, by different amounts; a small model trained for a few minutes shows no clear
-#   specialisation of its heads (an hour of training grows one: lesson 7).
+#   specialisation of its heads (an hour of training grows one: lesson 8).
 #
 # ## Exercises
 #

@@ -317,6 +317,7 @@ def encoder_statistics(enc_words: list[Tensor], length_only: list[Tensor]) -> tu
     stats = {
         "layers": layers, "heads": heads, "sentences": len(enc_words),
         "receiver_words": sum(lengths),
+        "sentence_words": lengths,  # each sentence's word count, for baselines per sentence
         "uniform_adjacent_share": round(uniform_adjacent_share(lengths), 4),
         "uniform_entropy": round(sum(n * math.log(n) for n in lengths) / sum(lengths), 4),
         "length_only_adjacent_share": round(
@@ -537,7 +538,7 @@ def study(
         "drawn": {"heads": [f"L{h['layer']}H{h['head']}" for h in heads],
                   "sentences": [" ".join(words) for words, _ in drawn]},
         # word-level encoder attention of every layer and head on the first drawn sentence,
-        # for lesson 07's per-head maps (rows: receivers, columns: senders)
+        # for lesson 08's per-head maps (rows: receivers, columns: senders)
         "example": ({"words": drawn[0][0],
                      "attention": [[[[round(float(a), 4) for a in row] for row in head]
                                     for head in layer] for layer in drawn[0][1]]}

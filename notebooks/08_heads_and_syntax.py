@@ -29,9 +29,10 @@
 # * **the full-budget model**, the 1-hour default that `make repro` trains and the repository
 #   ships (`repro/models/default.pt`): 2,400 updates, lesson 7's full budget.
 #
-# Their recipes differ in more than their length (lesson 7, "Two budgets"; printed below), and
-# each is one model of one seed, so we report what holds at each budget and never read a
-# difference between the two as a trend of training length.
+# Their recipes differ in more than their length (lesson 7's introduction, "Two budgets";
+# printed below). Each is one model, and both were trained with seed 1, so they start from the
+# same initial weights and then part ways. We report what holds at each budget and never read
+# a difference between the two as a trend of training length.
 #
 # In this lesson you will
 #
@@ -99,8 +100,13 @@ print("training settings that differ:", ", ".join(sorted(differ)))
 assert limited["config"]["model"] == shipped.run_config["model"]
 assert differ <= {"max_steps", "warmup_steps", "average_last", "time_limit_minutes", "threads",
                   "out_dir"}  # the last three: a safety stop, the machine, the folder
+assert {"warmup_steps", "average_last"} <= differ  # more than the length
 assert limited["train_steps"] == short_train["max_steps"]  # stopped by its update limit
-assert Path(pruning["full"]["checkpoint"]).name == DEFAULT.name
+assert limited["config"]["train"]["seed"] == long_train["seed"]  # the same initial weights
+# each file names the model it read
+assert all(Path(r["checkpoint"]).parent.name == "graph_complete"
+           for r in (pruning["limited"], syntax["limited"]))
+assert all(Path(r["checkpoint"]).name == DEFAULT.name for r in (pruning["full"], syntax["full"]))
 n_layers, n_heads = arch["n_enc_layers"], arch["n_heads"]  # the encoder's
 
 
@@ -117,7 +123,7 @@ def label(head):
 # %% [markdown]
 # ## 1. Which heads does a trained model need?
 #
-# Lesson 7 trained models with 1, 2, 4 and 8 heads; which of its heads can a trained model do
+# Lesson 7 trained models with 1, 2, 4 and 8 heads. Which heads can a trained model do
 # without? Following Michel et al. (2019) and Voita et al. (2019), `repro/heads.py` measures
 # each head's **importance**: the increase of the validation loss (NLL per token) when that
 # head alone is masked, its output multiplied by 0 (`mask_heads`). Then, one attention type at
@@ -129,7 +135,9 @@ def label(head):
 # score is which translations change when a head goes. If removing a head never genuinely
 # helps, every *rise* between neighbouring points of a curve is such jitter, and the largest
 # rise shows how far BLEU moves without a real change. A drop below the full model larger than
-# that is a **real loss**: a rule of thumb.
+# that is a **real loss**: a rule of thumb, not a test. The line comes from the curves
+# themselves (the largest rise on any of the three), and it compares a one-step rise with a
+# drop from the full model, so a first loss just past it is a weak finding.
 
 # %%
 KINDS = {"enc": "encoder self", "dec_self": "decoder self", "cross": "cross"}
@@ -208,14 +216,14 @@ assert importance["full"]["enc"].mean(1).argmax() == 1  # the text names layer 2
 # %% [markdown]
 # **What the curves say.** At both budgets (numbers printed above):
 #
-# * **Cross-attention**, the only road from source to target (lesson 4), is the first type to
-#   lose for real (in the update-limited model with its first head removed, just past the
-#   line), and with no head left almost nothing remains. Its last layer matters most. Michel
-#   et al. (2019) also found encoder-decoder attention the most sensitive type.
+# * **Cross-attention**, the only road from source to target (lesson 4), is the first type to lose
+#   for real by the rule of thumb (in the update-limited model with its first head removed, just
+#   past the line), and with no head left almost nothing remains. Its last layer matters most.
+#   Michel et al. (2019) also found encoder-decoder attention the most sensitive type.
 # * **Decoder self-attention** carries the target prefix: without it, less than half of the
 #   BLEU is left. Its heads matter less with every layer.
-# * **Encoder self-attention** is the last type to lose for real: most of its heads go first,
-#   and without any of them over four fifths of the BLEU remain: each source token still
+# * **Encoder self-attention** is the last type to lose for real. Most of its heads go first,
+#   and without any of them over four fifths of the BLEU remain, since each source token still
 #   reaches the decoder through cross-attention, with its embedding and position. In the
 #   full-budget model its layer 2 matters most; Section 2.1 finds the head behind it.
 #
@@ -249,17 +257,21 @@ print(f"{label(sink)}: {int(to_first[sink])} of the other {len(words) - 1} words
 assert to_first[sink] > 1 and to_first.sum() == to_first[sink]  # several words, one head only
 
 # %% [markdown]
-# Some heads are local; one head, and only one, sends several words' attention almost entirely
-# to the first word (printed above), the pattern Clark et al. (2019) found in BERT and read as
-# a *no-op*: a head with nothing to add parks its attention on one token (an *attention sink*,
-# Xiao et al., 2024). One sentence cannot tell whether this head does that.
+# Some heads are local. One head sends several words' attention almost entirely (over 90%) to
+# the first word, and at that threshold no other head does (printed above), though in the
+# figure other heads of layer 3 also lean hard on single words. Clark et al. (2019) found BERT's
+# heads parking attention on the special [SEP] token and on punctuation, and read it as a
+# *no-op*: a head with nothing to add puts its attention where it changes little. A first token
+# that collects attention this way is what Xiao et al. (2024) call an *attention sink*. One
+# sentence cannot tell whether this head does that.
 #
 # ## 2. Are Transformers learning neural syntax?
 #
-# Syntax would show as structure in who attends to whom. `repro/syntax_study.py` ran each
-# model on the first 500 validation sentences and merged the attention of subword pieces into
-# words (spaCy's rule-based `spacy.blank`, no parser).
-# For a word $I$ of pieces $i$ and a word $J$ of pieces $j$, with $A_{ij}$ the piece attention,
+# Syntax would show as structure in who attends to whom. `repro/syntax_study.py` ran each model on
+# the first 500 validation sentences and merged the attention of subword pieces into words
+# (spaCy's rule-based `spacy.blank`, no parser), with the rule lesson 5 used in its Section 6.2,
+# "The encoder's heads, word by word". For a word $I$ of pieces $i$ and a word $J$ of pieces $j$,
+# with $A_{ij}$ the piece attention,
 #
 # $$W_{IJ} = \frac{1}{|I|} \sum_{i \in I} \sum_{j \in J} A_{ij},$$
 #
@@ -269,7 +281,7 @@ assert to_first[sink] > 1 and to_first.sum() == to_first[sink]  # several words,
 # edges that link **adjacent** words and the histogram of their **distances**; the mean
 # **entropy** of the rows, $H_I = -\sum_J W_{IJ} \log W_{IJ}$ ($e^{H}$ is the "effective number"
 # of words heard); and the **agreement** of two heads, the Jaccard index
-# $|A \cap B| / |A \cup B|$ of their sets of strongest edges.
+# $|S \cap T| / |S \cup T|$ of their sets $S$ and $T$ of strongest edges.
 #
 # Each needs a baseline: a uniformly random strongest word, and the **length-only** choice,
 # the strongest word under uniform attention over the *pieces*, merged by the same rule: the
@@ -287,8 +299,9 @@ for budget, record in syntax.items():
     local[budget] = layer_means(enc, "adjacent_share")
     spread[budget] = layer_means(enc, "mean_entropy")
     itself[budget] = layer_means(enc, "self_argmax_share")
-    # a binomial standard error, as if words were independent; the words of one sentence
-    # share its attention, so the real uncertainty is larger: a lower bound on the noise
+    # a binomial standard error, as if words were independent: a rough scale of the noise
+    # only (the words of one sentence share its attention, and a layer's share is a mean of
+    # four heads; neither is accounted for)
     se[budget] = max(math.sqrt(p * (1 - p) / enc["receiver_words"]) for p in local[budget])
     print(f"{MODELS[budget]}: {record['sentences']} sentences, {enc['receiver_words']:,} "
           f"receiver words; baselines: adjacent {enc['uniform_adjacent_share']:.2f} (random), "
@@ -313,14 +326,14 @@ assert all(a < b for a, b in pairwise(spread["limited"]))  # and more spread
 assert not all(a < b for a, b in pairwise(spread["full"]))  # entropy not rising with depth
 
 # %% [markdown]
-# In both models the strongest other word of layers 1 and 2 is a neighbour more than twice as
-# often as under either baseline, and more often than in layers 3 and 4 (printed above; the ±
-# treats words as independent, so it is only a lower bound on the noise): the lower layers
-# lean local, the bias lesson 6's window graph builds in by hand. Beyond that the budgets
-# differ. In the update-limited model each layer is less local and more spread out (higher
-# entropy) than the one below; in the full-budget model the entropy does not follow depth. A
-# head can pick a neighbour as its strongest word and still spread the rest of its attention.
-# The last column shows why "strongest" leaves the word itself out: many words would pick
+# In both models the strongest other word of layers 1 and 2 is a neighbour more than
+# twice as often as under either baseline, and more often than in layers 3 and 4 (printed above;
+# the ± treats words as independent, so it is only a rough scale of the noise): the lower layers
+# lean local, the bias lesson 6's window graph builds in by hand. Beyond that the budgets differ.
+# In the update-limited model each layer is less local and more spread out (higher entropy) than
+# the one below; in the full-budget model the entropy does not follow depth. A head can pick a
+# neighbour as its strongest word and still spread the rest of its attention. The "strongest word
+# is itself" figures show why "strongest" leaves the word itself out: many words would pick
 # themselves, most often in layer 1.
 #
 # Where do the strongest edges point?
@@ -365,18 +378,22 @@ def chance_agreement(n):
 
 
 for budget, record in syntax.items():
-    n = round(record["encoder"]["receiver_words"] / record["sentences"])
-    chance = chance_agreement(n)
+    lengths = record["encoder"]["sentence_words"]  # the study's sentences, in words
+    assert sum(lengths) == record["encoder"]["receiver_words"]
+    # the study averages the index sentence by sentence, so chance is averaged the same way
+    chance = statistics.mean(chance_agreement(n) for n in lengths)
     within, across = (record["agreement"][f"mean_{where}"]
                       for where in ("within_layer", "across_layers"))
     print(f"{MODELS[budget]}: agreement within a layer {within:.2f} ({within / chance:.1f} x "
           f"chance), across layers {across:.2f} ({across / chance:.1f} x chance); two random "
-          f"heads on a {n}-word sentence {chance:.2f}")
-    assert 2 * chance < min(within, across) and max(within, across) < 3 * chance
+          f"heads on the same sentences (of {min(lengths)} to {max(lengths)} words) "
+          f"{chance:.3f}")
+    assert 1.5 * chance < min(within, across) and max(within, across) < 3 * chance
 
 # %% [markdown]
-# Heads agree two to three times as often as random heads would (printed above), well short of
-# full agreement; shared locality alone could explain some of that.
+# The Jaccard index of two heads is about twice what two random heads would get on the same
+# sentences (printed above), well short of full agreement; shared locality alone could explain
+# some of that.
 #
 # The strongest edges as graphs, now for the full-budget model on Section 1's sentence: an arc
 # joins each word to the word it hears most, above the line from a word on its left, below
@@ -408,8 +425,8 @@ plt.show()
 
 # %% [markdown]
 # **Cross-attention** is the bipartite graph from source to target (lesson 4). A narrow
-# alignment test: for target words that also occur verbatim in the source (names, numbers,
-# words like "in"), does the decoder, heads averaged, attend most to that very word? It looks
+# alignment test: for target words that also occur verbatim in the source (names, for
+# instance), does the decoder, heads averaged, attend most to that very word? It looks
 # twice per word: at the step that *predicts* it, and at the next step, which *reads* it. The
 # 95% intervals are Wilson's score intervals for a share of $n$ trials.
 
@@ -449,22 +466,27 @@ for budget, record in syntax.items():
     reading = [c["share_reading"] for c in cross["per_layer"]]
     assert wilson(max(predicting), cross["candidates"])[0] > 4 * cross["uniform_chance_share"]
     by_share = sorted(range(len(predicting)), key=predicting.__getitem__, reverse=True)
-    assert by_share[:2] == [2, 1]  # layers 3 and 2 most often, layer 3 highest
+    assert by_share[0] == 2  # layer 3 most often
     assert reading[0] > 3 * max(reading[1:])  # reading: only the first layer looks at the word
     top_word, count = cross["most_frequent_identical_words"][0]
     assert top_word == "in" and count > 0.8 * cross["candidates"]
-    assert names_lo > 4 * names["uniform_chance_share"] and names["candidates"] < 30
+    assert names_lo > 4 * names["uniform_chance_share"]
+    assert names_hi - names_lo > 0.3  # too few to say how well
+assert intervals["limited"][2][0] > max(hi for _, hi in intervals["limited"][:2])  # clear
+assert intervals["limited"][0][1] > intervals["limited"][1][0]  # layers 1 and 2 overlap
 assert intervals["full"][2][0] < intervals["full"][1][1]  # layer 3 within noise of layer 2
 
 # %% [markdown]
-# In both models, when the decoder predicts a word that also occurs in the source, the
-# cross-attention of layers 2 and 3 points at that very word most often, far above chance
-# (layer 3 highest in both, within noise of layer 2 in the full-budget model, where their
-# intervals overlap); when it *reads* it, only the first layer still does, several times as
-# often as any later one. But almost all the candidates are "in", which English and German
-# share: this shows the alignment of one preposition. The capitalised words (printed above)
-# would be a better test: they are aligned above chance, but they are too few to say how well.
-# Their interval is also the best of four layers, a choice that flatters it, and the
+# In both models, when the decoder predicts a word that also occurs in the source,
+# the cross-attention of layer 3 points at that very word most often, far above chance. In the
+# update-limited model it is clear of the other layers, and layers 1 and 2 follow, level with each
+# other (their intervals overlap); in the full-budget model layer 2 is within noise of layer 3.
+# When the decoder *reads* the word, only the first layer still points at it, several times as
+# often as any later one. But almost all the candidates are "in", which English and German share,
+# so this mostly shows the alignment of one preposition; and "an", next in the list, is a false
+# friend (the English article, the German preposition), not an alignment. The capitalised words
+# (printed above) would be a better test: they are aligned above chance, but they are too few to
+# say how well. Their interval is also the best of four layers, a choice that flatters it, and the
 # length-only choice already finds many of them.
 #
 # ### 2.1 A head that tracks the previous token
@@ -522,15 +544,17 @@ print("heads that give the next token more than the previous one and over twice 
 assert previous_share[tracker] > 5 * uniform_share
 assert next_share.max() < 0.5 * previous_share[tracker]  # no head tracks the next token
 assert any(layer == tracker[0] for layer, _ in right_leaners)  # one in the tracker's layer
+assert tracker == sink  # the number of the update-limited model's sink head (Section 1)
 
 # %% [markdown]
-# One head stands out. It is not the update-limited model's layer 2, head 1 of Section 1's
-# heat map: the two models were trained apart, and a head's number says nothing about its
-# role. A mean share is not Voita et al.'s test, which asks how often the neighbour is the
-# head's *strongest* edge. Finding each token's strongest in-edge is a job for message passing,
-# as in lesson 1: put the weights on the edges and let every node take the maximum of its
-# incoming messages with DGL's `fn.max`. An edge is a node's strongest when its weight equals
-# that maximum.
+# One head stands out. It has the number of the update-limited model's sink head
+# (Section 1, the first heat maps), but it is not that head grown up: the two models start from
+# the same weights (seed 1), yet their warm-ups differ from the first updates on, and after 650
+# and 2,400 updates a head's number says nothing about its role. A mean share is not Voita et
+# al.'s test, which asks how often the neighbour is the head's *strongest* edge. Finding each
+# token's strongest in-edge is a job for message passing, as in lesson 1: put the weights on the
+# edges and let every node take the maximum of its incoming messages with DGL's `fn.max`. An edge
+# is a node's strongest when its weight equals that maximum.
 
 # %%
 tracker_weights = encoder_events[tracker[0]].weights[:, tracker[1]]  # one per edge
@@ -577,12 +601,12 @@ section_1 = importance["full"]["enc"].flatten().argsort(descending=True)
 assert (head_of(section_1[0]), head_of(section_1[1])) == (tracker, runner_up)
 
 # %% [markdown]
-# **Partly, and yes.** One head makes the previous token its strongest in-edge for most tokens:
-# far above chance, short of a positional head's 90%; no head tracks the *next* token half as
-# strongly. Switched off alone, it raises the loss more than any other encoder head, well ahead
-# of the runner-up and many times the median. The runner-up looks back too, further. Section
-# 1's importance, measured on other sentences, agrees: the same head first and the same
-# runner-up (printed there).
+# **Partly (most tokens, not 90%), and yes (the model needs it).** One head makes the previous
+# token its strongest in-edge for most tokens: far above chance, short of a positional head's 90%;
+# no head gives the *next* token half the mean share the tracker gives the previous one. Switched
+# off alone, it raises the loss more than any other encoder head, well ahead of the runner-up and
+# many times the median. The runner-up looks back too, further. Section 1's importance, measured
+# on other sentences, agrees: the same head first and the same runner-up (printed there).
 #
 # Here it is in the viewer, on the first validation sentence. **The viewer counts layers and
 # heads from 0.** In the encoder's panel each line runs from a sender on the left to a receiver
@@ -667,11 +691,11 @@ display(pruned_view)
 # python -m repro.syntax_study --checkpoint repro/models/default.pt --out DIR --parses parsed.conllu
 # ```
 #
-# The first writes the studied words as CoNLL-U (ID and FORM only); the parser adds each
-# word's head and relation. The second adds `dependency_arcs` to `syntax_study.json`: per head,
-# the share of words whose strongest sender is their syntactic head, and per relation the best
-# head in each direction beside the best fixed-offset baseline (always one word to the left,
-# say): the test of Clark et al. (2019).
+# The first writes the studied words as CoNLL-U (ID and FORM only); the parser adds each word's
+# syntactic head (its governor) and relation. The second adds `dependency_arcs` to
+# `syntax_study.json`: per attention head, the share of words whose strongest sender is their
+# governor, and per relation the best attention head in each direction beside the best
+# fixed-offset baseline (always one word to the left, say): the test of Clark et al. (2019).
 #
 # ## Summary
 #
@@ -679,25 +703,27 @@ display(pruned_view)
 #   first, and without it almost nothing is left; without decoder self-attention less than
 #   half the BLEU remains; without the encoder's, over four fifths, and its heads are the last
 #   to lose for real.
-# * **Structure?** *At both budgets,* layers 1 and 2 lean local, far above the baselines;
-#   heads agree two to three times as often as chance, well short of full agreement;
-#   cross-attention's layers 2 and 3 point at an identical source word far above chance, but
-#   nearly all such words are "in". *At 650 updates* each layer is less local and more spread
-#   out than the one below; *at the full budget* the entropy does not follow depth.
+# * **Structure?** *At both budgets,* layers 1 and 2 lean local, far above the baselines; the
+#   heads' strongest edges overlap about twice as much as random heads' would, well short of full
+#   agreement; cross-attention's layer 3 points at an identical source word most often, far above
+#   chance, but nearly all such words are "in". *At 650 updates* each layer is less local and more
+#   spread out than the one below; *at the full budget* the entropy does not follow depth.
 # * **A previous-token head?** *At the full budget,* one encoder head leans on the previous
 #   token, short of a positional head's 90%, and is the head the model can least do without,
 #   by the loss and by BLEU; pruning keeps it and the runner-up longest (exercise 1). *At 650
 #   updates* no head picks the previous word for half of its words, but there too the most
 #   important encoder head is the one that looks back most (exercise 2).
-# * **Why multiple heads?** *At the full budget,* heads divide the neighbours between them:
-#   the tracker gives the previous token a large share and the next almost none, while other
-#   heads, one in its own layer, favour the next token (Section 2.1's table). A head blends
-#   what it hears into one vector, so separate heads keep the two apart (lesson 7). And heads
+# * **Why multiple heads?** *At the full budget, in one model,* what the heads do is
+#   consistent with heads dividing the neighbours between them: the tracker gives the previous
+#   token a large share and the next almost none, while a few other heads, one in its own
+#   layer, give the next token more than the previous one, though with small shares (Section
+#   2.1's table). Lesson 7 suggested why that could help (a head blends what it hears into one
+#   vector), and its head counts were not decided at 650 updates. What is clear is that heads
 #   are far from equal: most encoder heads go before a real loss (Section 1), and the tracker
 #   alone raises the loss many times as much as the median head.
 # * **Syntax?** Not decided: that needs a parser.
 #
-# Each budget is one model of one seed.
+# Each budget is one model, and both were trained with seed 1.
 #
 # ## References
 #
@@ -720,11 +746,11 @@ display(pruned_view)
 #    `heads_pruning_converged.json`'s removal order are the three it keeps longest. Are they
 #    the three heads with the largest previous-token share in Section 2.1? Are they also the
 #    three most important heads of `importance_200`, on the first 200 sentences?
-# 2. **Left or right?** From each model's syntax study, compute per layer the share of
-#    strongest edges that point to the *previous* word and to the *next* word, and check one
-#    head's previous-word share against its distance histogram. Which direction does each
-#    layer prefer? Which head picks the previous word most often, and is it the encoder head
-#    Section 1 found most important?
+# 2. **Left or right?** From each model's syntax study, compute per layer the share of strongest
+#    edges that point to the *previous* word and to the *next* word, and check one head's
+#    previous-word share against its distance histogram. Which direction does each layer prefer,
+#    and where is the gap too small to call? Which head picks the previous word most often, and is
+#    it the encoder head Section 1 found most important?
 # 3. **Importance or BLEU?** In Section 2.1, which encoder head's removal *raises* BLEU on the
 #    200 sentences the most, and what is its importance? What does that say about ranking
 #    heads by BLEU on a few hundred sentences?
@@ -769,22 +795,24 @@ assert rank(importance_200, third) > n_layers * n_heads / 2  # the lower half on
 
 # %%
 # 2. previous vs next word, per layer, and the head that looks back most
-leans_left = {}
+leans = {}
 for budget, record in syntax.items():
     enc = record["encoder"]
     left = layer_means(enc, "left_neighbour_share")
     right = layer_means(enc, "right_neighbour_share")
-    leans_left[budget] = [a > b for a, b in zip(left, right, strict=True)]
-    print(f"{MODELS[budget]}: " + "; ".join(f"layer {layer}: previous {a:.2f}, next {b:.2f}"
-                                            for layer, (a, b) in enumerate(zip(left, right,
-                                                                               strict=True), 1)))
-    assert left[0] < right[0] and left[1] > right[1]  # layer 1 leans right, layer 2 left
-    # a consistency check of the file: a head's previous-word share is its histogram's -1 bin
-    first = enc["per_head"][0]
-    assert math.isclose(first["left_neighbour_share"],
-                        first["distance_histogram"]["-1"] / enc["receiver_words"], abs_tol=1e-4)
-assert leans_left["limited"][2] != leans_left["full"][2]  # layer 3 differs
-assert leans_left["limited"][3] and leans_left["full"][3]  # layer 4 leans left in both
+    # a lean counts when the gap is over four times Section 2's rough ± (which understates
+    # the noise); a smaller gap is too close to call
+    leans[budget] = ["previous" if a - b > 4 * se[budget] else
+                     "next" if b - a > 4 * se[budget] else "too close"
+                     for a, b in zip(left, right, strict=True)]
+    print(f"{MODELS[budget]}: " + "; ".join(
+        f"layer {layer}: previous {a:.3f}, next {b:.3f} ({lean})"
+        for layer, (a, b, lean) in enumerate(zip(left, right, leans[budget], strict=True), 1)))
+    first = enc["per_head"][0]  # one head's previous-word share is its histogram's -1 bin
+    print(f"  layer 1, head 1: previous-word share {first['left_neighbour_share']:.4f}; "
+          f"histogram: {first['distance_histogram']['-1']} of {enc['receiver_words']} words")
+assert leans["limited"] == ["next", "previous", "previous", "too close"]
+assert leans["full"] == ["too close", "previous", "next", "previous"]
 lean = {}
 for budget, record in syntax.items():
     h = max(record["encoder"]["per_head"], key=lambda h: h["left_neighbour_share"])
@@ -798,8 +826,11 @@ assert lean["full"][0] == tracker
 assert lean["limited"][1] < 0.5 < lean["full"][1]
 
 # %% [markdown]
-# In both models layer 1 leans a little to the *next* word and layer 2 to the *previous* one,
-# and layer 4 to the previous one too; layer 3 differs between the budgets (printed above).
+# Layer 2 leans to the *previous* word in both models. The other layers differ between the
+# budgets (printed above): in the update-limited model layer 1 leans to the *next* word and
+# layer 3 to the previous one, and layer 4 is too close to call; in the full-budget model
+# layer 3 leans to the next word and layer 4 to the previous one, and layer 1 is too close to
+# call.
 # In the full-budget model the word-level study finds Section 2.1's tracker again: it picks
 # the previous word for most words, still short of a positional head's 90%. No head of the
 # update-limited model does so for even half of its words, but in both models the head that
